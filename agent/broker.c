@@ -1,0 +1,650 @@
+/*
+ * broker — the core of lmrsec-agent (see broker.h).
+ *
+ * In memory the broker keeps only metadata of spooled messages; payloads
+ * stay in the spool and are read back just for the delivery, so key bytes
+ * live in agent memory only while a message is on its way to a consumer.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "broker.h"
+
+/* A NACKed message is offered again after this delay, so a consumer that
+ * keeps refusing cannot spin the agent. */
+#define BROKER_NACK_DELAY_US (1 * G_USEC_PER_SEC)
+#define BROKER_EXPIRE_PERIOD_S 60
+#define BROKER_RETRY_AFTER_S 30
+#define BROKER_ALL_TYPES "*"
+
+struct consumer_slot;
+
+struct entry {
+	int64_t id;
+	int64_t received_us;
+	int64_t not_before_us;        /* after a NACK */
+	char *lmr_type;
+	size_t payload_len;
+	struct consumer_slot *in_flight;
+};
+
+struct consumer_slot {
+	void *consumer;
+	broker_deliver_fn deliver;
+	broker_lost_fn lost;
+	GPtrArray *types;             /* char *, may contain "*" */
+	bool blocked;                 /* its output is full: wait for ready */
+};
+
+struct broker_send {
+	struct broker *broker;
+	struct broker_send_request req;  /* strings and payload owned */
+	broker_send_done_fn done;
+	void *ctx;
+	void *sip_handle;             /* in flight at the SIP side */
+	guint timer;
+};
+
+struct broker {
+	struct spool *spool;
+	struct broker_limits limits;
+	GQueue entries;               /* struct entry *, in id order */
+	GHashTable *by_id;            /* id -> GList link in entries */
+	GHashTable *holders;          /* LMR type -> struct consumer_slot * */
+	GHashTable *slots;            /* consumer -> struct consumer_slot * */
+	GList *sends;                 /* struct broker_send * waiting or in flight */
+	const struct broker_sip_ops *sip_ops;
+	void *sip;
+	struct {
+		enum broker_reg_state state;
+		char *aor, *registrar, *transport, *last_reason;
+		int64_t expires_at_us, next_retry_us;
+		unsigned last_status;
+	} reg;
+	uint64_t spool_messages, spool_bytes;
+	uint64_t received, delivered, acked, rejected, sent, expired;
+	guint retry_timer, expire_timer;
+	const char *status_types[64];
+};
+
+const char *broker_reg_state_name(enum broker_reg_state s)
+{
+	switch (s) {
+	case BROKER_REG_UNREGISTERED:
+		return "unregistered";
+	case BROKER_REG_REGISTERING:
+		return "registering";
+	case BROKER_REG_REGISTERED:
+		return "registered";
+	case BROKER_REG_FAILED:
+		return "failed";
+	}
+	return "unknown";
+}
+
+static void entry_free(struct entry *e)
+{
+	g_free(e->lmr_type);
+	g_free(e);
+}
+
+static struct entry *entry_lookup(struct broker *b, int64_t id)
+{
+	GList *link = g_hash_table_lookup(b->by_id, &id);
+
+	return link ? link->data : NULL;
+}
+
+static void entry_add(struct broker *b, const struct spool_record *rec)
+{
+	struct entry *e = g_new0(struct entry, 1);
+
+	e->id = rec->id;
+	e->received_us = rec->received_us;
+	e->lmr_type = g_strdup(rec->lmr_type);
+	e->payload_len = rec->payload_len;
+	g_queue_push_tail(&b->entries, e);
+	g_hash_table_insert(b->by_id, &e->id, b->entries.tail);
+	b->spool_messages++;
+	b->spool_bytes += e->payload_len;
+}
+
+static void entry_drop(struct broker *b, struct entry *e)
+{
+	GList *link = g_hash_table_lookup(b->by_id, &e->id);
+
+	g_hash_table_remove(b->by_id, &e->id);
+	g_queue_delete_link(&b->entries, link);
+	b->spool_messages--;
+	b->spool_bytes -= e->payload_len;
+	entry_free(e);
+}
+
+/* --- routing --- */
+
+static struct consumer_slot *holder_for(struct broker *b, const char *lmr_type)
+{
+	struct consumer_slot *slot = g_hash_table_lookup(b->holders, lmr_type);
+
+	return slot ? slot : g_hash_table_lookup(b->holders, BROKER_ALL_TYPES);
+}
+
+static void schedule_dispatch(struct broker *b, int64_t delay_us);
+
+/* Reads the payload back and hands it over; false when the consumer could
+ * not take it now (it is then blocked until broker_consumer_ready). */
+static bool offer(struct broker *b, struct entry *e, struct consumer_slot *slot)
+{
+	struct spool_record rec = { 0 };
+	int r;
+
+	r = spool_get(b->spool, e->id, &rec);
+	if (r < 0) {
+		g_warning("spool: cannot read message %" G_GINT64_FORMAT ": %s",
+			  e->id, spool_errmsg(b->spool));
+		return true;
+	}
+	r = slot->deliver(slot->consumer, &rec);
+	spool_record_clear(&rec);
+	if (r < 0) {
+		slot->blocked = true;
+		return false;
+	}
+	e->in_flight = slot;
+	b->delivered++;
+	return true;
+}
+
+static void dispatch(struct broker *b)
+{
+	int64_t now = g_get_real_time(), next_due = 0;
+
+	for (GList *l = b->entries.head; l; l = l->next) {
+		struct entry *e = l->data;
+		struct consumer_slot *slot;
+
+		if (e->in_flight)
+			continue;
+		if (e->not_before_us > now) {
+			if (!next_due || e->not_before_us < next_due)
+				next_due = e->not_before_us;
+			continue;
+		}
+		slot = holder_for(b, e->lmr_type);
+		if (!slot || slot->blocked)
+			continue;
+		offer(b, e, slot);
+	}
+	if (next_due)
+		schedule_dispatch(b, next_due - now);
+}
+
+static gboolean on_retry_timer(gpointer data)
+{
+	struct broker *b = data;
+
+	b->retry_timer = 0;
+	dispatch(b);
+	return G_SOURCE_REMOVE;
+}
+
+static void schedule_dispatch(struct broker *b, int64_t delay_us)
+{
+	if (b->retry_timer)
+		return;
+	b->retry_timer = g_timeout_add((guint)(delay_us / 1000) + 1, on_retry_timer, b);
+}
+
+/* --- incoming messages --- */
+
+static bool spool_has_room(struct broker *b, size_t payload_len)
+{
+	return b->spool_messages < b->limits.max_messages &&
+	       b->spool_bytes + payload_len <= b->limits.max_bytes;
+}
+
+void broker_accept(struct broker *b, struct spool_record *rec,
+		   broker_answer_fn answer, void *ctx)
+{
+	int r;
+
+	if (!spool_has_room(b, rec->payload_len)) {
+		b->rejected++;
+		spool_record_clear(rec);
+		answer(ctx, 503, "Service Unavailable (spool full)", BROKER_RETRY_AFTER_S);
+		return;
+	}
+	r = spool_store(b->spool, rec);
+	if (r == -EEXIST) {
+		g_debug("message %" G_GINT64_FORMAT " re-sent; answered again, not delivered twice",
+			rec->id);
+		spool_record_clear(rec);
+		answer(ctx, 200, "OK", 0);
+		return;
+	}
+	if (r < 0) {
+		g_warning("spool: cannot store a message: %s", spool_errmsg(b->spool));
+		b->rejected++;
+		spool_record_clear(rec);
+		answer(ctx, 500, "Server Internal Error (cannot store message)",
+		       BROKER_RETRY_AFTER_S);
+		return;
+	}
+	b->received++;
+	entry_add(b, rec);
+	spool_record_clear(rec);
+	answer(ctx, 200, "OK", 0);
+	dispatch(b);
+}
+
+void broker_count_rejected(struct broker *b, unsigned status)
+{
+	(void)status;
+	b->rejected++;
+}
+
+/* --- consumers --- */
+
+static void slot_release_messages(struct broker *b, struct consumer_slot *slot)
+{
+	for (GList *l = b->entries.head; l; l = l->next) {
+		struct entry *e = l->data;
+
+		if (e->in_flight == slot)
+			e->in_flight = NULL;
+	}
+}
+
+static void slot_free(gpointer data)
+{
+	struct consumer_slot *slot = data;
+
+	g_ptr_array_unref(slot->types);
+	g_free(slot);
+}
+
+/* Takes lmr_type away from its current holder (takeover). */
+static void take_type(struct broker *b, struct consumer_slot *old, const char *type)
+{
+	g_hash_table_remove(b->holders, type);
+	g_ptr_array_remove_fast(old->types, (gpointer)type);
+	for (GList *l = b->entries.head; l; l = l->next) {
+		struct entry *e = l->data;
+
+		if (e->in_flight == old && holder_for(b, e->lmr_type) != old)
+			e->in_flight = NULL;
+	}
+	if (old->lost)
+		old->lost(old->consumer, type);
+}
+
+static int check_holders(struct broker *b, const char *const *types,
+			 struct consumer_slot *self, bool takeover,
+			 const char **holder_type)
+{
+	for (const char *const *t = types; *t; t++) {
+		struct consumer_slot *h = g_hash_table_lookup(b->holders, *t);
+
+		if (h && h != self && !takeover) {
+			if (holder_type)
+				*holder_type = *t;
+			return -EBUSY;
+		}
+	}
+	return 0;
+}
+
+int broker_subscribe(struct broker *b, void *consumer, const char *const *types,
+		     bool takeover, broker_deliver_fn deliver, broker_lost_fn lost,
+		     const char **holder_type)
+{
+	struct consumer_slot *slot = g_hash_table_lookup(b->slots, consumer);
+	int r;
+
+	if (!types || !*types)
+		return -EINVAL;
+	r = check_holders(b, types, slot, takeover, holder_type);
+	if (r < 0)
+		return r;
+	if (!slot) {
+		slot = g_new0(struct consumer_slot, 1);
+		slot->consumer = consumer;
+		slot->types = g_ptr_array_new_with_free_func(g_free);
+		g_hash_table_insert(b->slots, consumer, slot);
+	}
+	slot->deliver = deliver;
+	slot->lost = lost;
+	for (const char *const *t = types; *t; t++) {
+		struct consumer_slot *h = g_hash_table_lookup(b->holders, *t);
+		char *type;
+
+		if (h == slot)
+			continue;
+		if (h)
+			take_type(b, h, *t);
+		type = g_strdup(*t);
+		g_ptr_array_add(slot->types, type);
+		g_hash_table_insert(b->holders, type, slot);
+	}
+	dispatch(b);
+	return 0;
+}
+
+void broker_unsubscribe(struct broker *b, void *consumer)
+{
+	struct consumer_slot *slot = g_hash_table_lookup(b->slots, consumer);
+
+	if (!slot)
+		return;
+	for (guint i = 0; i < slot->types->len; i++)
+		g_hash_table_remove(b->holders, g_ptr_array_index(slot->types, i));
+	slot_release_messages(b, slot);
+	g_hash_table_remove(b->slots, consumer);
+	dispatch(b);
+}
+
+void broker_consumer_ready(struct broker *b, void *consumer)
+{
+	struct consumer_slot *slot = g_hash_table_lookup(b->slots, consumer);
+
+	if (!slot || !slot->blocked)
+		return;
+	slot->blocked = false;
+	dispatch(b);
+}
+
+static struct entry *in_flight_to(struct broker *b, void *consumer, int64_t id)
+{
+	struct consumer_slot *slot = g_hash_table_lookup(b->slots, consumer);
+	struct entry *e = entry_lookup(b, id);
+
+	return slot && e && e->in_flight == slot ? e : NULL;
+}
+
+int broker_ack(struct broker *b, void *consumer, int64_t id)
+{
+	struct entry *e = in_flight_to(b, consumer, id);
+	int r;
+
+	if (!e)
+		return -ENOENT;
+	r = spool_remove(b->spool, id);
+	if (r < 0 && r != -ENOENT) {
+		g_warning("spool: cannot remove message %" G_GINT64_FORMAT ": %s",
+			  id, spool_errmsg(b->spool));
+		return r;
+	}
+	b->acked++;
+	entry_drop(b, e);
+	if (!b->entries.length)
+		spool_checkpoint(b->spool);  /* queue drained: purge the WAL too */
+	return 0;
+}
+
+int broker_nack(struct broker *b, void *consumer, int64_t id)
+{
+	struct entry *e = in_flight_to(b, consumer, id);
+
+	if (!e)
+		return -ENOENT;
+	e->in_flight = NULL;
+	e->not_before_us = g_get_real_time() + BROKER_NACK_DELAY_US;
+	schedule_dispatch(b, BROKER_NACK_DELAY_US);
+	return 0;
+}
+
+/* --- expiry (message-ttl) --- */
+
+static int on_expired(const struct spool_record *rec, void *user)
+{
+	struct broker *b = user;
+	struct entry *e = entry_lookup(b, rec->id);
+
+	g_message("message %" G_GINT64_FORMAT " (LMR type %s, %zu bytes) expired "
+		  "undelivered after the message TTL", rec->id, rec->lmr_type,
+		  rec->payload_len);
+	b->expired++;
+	if (e)
+		entry_drop(b, e);
+	return 0;
+}
+
+static gboolean on_expire_timer(gpointer data)
+{
+	struct broker *b = data;
+	int64_t now = g_get_real_time();
+	int64_t cutoff = now - (int64_t)b->limits.message_ttl_s * G_USEC_PER_SEC;
+
+	if (spool_expire(b->spool, cutoff, on_expired, b) < 0)
+		g_warning("spool: expiry failed: %s", spool_errmsg(b->spool));
+	spool_prune_seen(b->spool, cutoff);
+	return G_SOURCE_CONTINUE;
+}
+
+/* --- sends --- */
+
+static void send_free(struct broker_send *s)
+{
+	if (s->timer)
+		g_source_remove(s->timer);
+	g_free((char *)s->req.lmr_type);
+	g_free((char *)s->req.to);
+	if (s->req.payload)
+		explicit_bzero((uint8_t *)s->req.payload, s->req.payload_len);
+	g_free((uint8_t *)s->req.payload);
+	g_free(s);
+}
+
+static void send_finish(struct broker_send *s, int err, unsigned status,
+			const char *reason)
+{
+	struct broker *b = s->broker;
+
+	b->sends = g_list_remove(b->sends, s);
+	if (status >= 200 && status < 300)
+		b->sent++;
+	s->done(s->ctx, err, status, reason);
+	send_free(s);
+}
+
+static void on_sip_done(void *ctx, int err, unsigned status, const char *reason)
+{
+	struct broker_send *s = ctx;
+
+	s->sip_handle = NULL;
+	send_finish(s, err, status, reason);
+}
+
+static void send_start(struct broker *b, struct broker_send *s)
+{
+	s->sip_handle = (void *)1;  /* marks in flight while send() runs */
+	s->sip_handle = b->sip_ops->send(b->sip, &s->req, on_sip_done, s);
+}
+
+static gboolean on_send_timeout(gpointer data)
+{
+	struct broker_send *s = data;
+	struct broker *b = s->broker;
+
+	s->timer = 0;
+	if (s->sip_handle) {
+		b->sip_ops->cancel(b->sip, s->sip_handle);
+		s->sip_handle = NULL;
+		send_finish(s, -ETIMEDOUT, 0, "no final SIP answer in time");
+	} else {
+		send_finish(s, -ENOTCONN, 0, "not registered");
+	}
+	return G_SOURCE_REMOVE;
+}
+
+struct broker_send *broker_send(struct broker *b, const struct broker_send_request *req,
+				broker_send_done_fn done, void *ctx)
+{
+	struct broker_send *s = g_new0(struct broker_send, 1);
+
+	s->broker = b;
+	s->req = *req;
+	s->req.lmr_type = g_strdup(req->lmr_type);
+	s->req.to = g_strdup(req->to);
+	s->req.payload = g_memdup2(req->payload, req->payload_len);
+	s->done = done;
+	s->ctx = ctx;
+	s->timer = g_timeout_add(req->timeout_ms ? req->timeout_ms : 1, on_send_timeout, s);
+	b->sends = g_list_append(b->sends, s);
+	if (broker_is_registered(b) && b->sip_ops)
+		send_start(b, s);
+	return s;
+}
+
+void broker_send_cancel(struct broker *b, struct broker_send *s)
+{
+	if (s->sip_handle)
+		b->sip_ops->cancel(b->sip, s->sip_handle);
+	b->sends = g_list_remove(b->sends, s);
+	send_free(s);
+}
+
+static void sends_resume(struct broker *b)
+{
+	GList *waiting = NULL;
+
+	for (GList *l = b->sends; l; l = l->next)
+		if (!((struct broker_send *)l->data)->sip_handle)
+			waiting = g_list_append(waiting, l->data);
+	for (GList *l = waiting; l; l = l->next)
+		send_start(b, l->data);
+	g_list_free(waiting);
+}
+
+/* --- registration and status --- */
+
+static void replace_str(char **dst, const char *src)
+{
+	if (*dst == src)
+		return;
+	g_free(*dst);
+	*dst = g_strdup(src);
+}
+
+void broker_set_registration(struct broker *b, const struct broker_registration *reg)
+{
+	enum broker_reg_state was = b->reg.state;
+
+	b->reg.state = reg->state;
+	replace_str(&b->reg.aor, reg->aor);
+	replace_str(&b->reg.registrar, reg->registrar);
+	replace_str(&b->reg.transport, reg->transport);
+	replace_str(&b->reg.last_reason, reg->last_reason);
+	b->reg.expires_at_us = reg->expires_at_us;
+	b->reg.next_retry_us = reg->next_retry_us;
+	b->reg.last_status = reg->last_status;
+	if (was != reg->state)
+		g_message("registration: %s -> %s (last answer %u %s)",
+			  broker_reg_state_name(was), broker_reg_state_name(reg->state),
+			  reg->last_status, reg->last_reason ? reg->last_reason : "");
+	if (reg->state == BROKER_REG_REGISTERED && b->sip_ops)
+		sends_resume(b);
+}
+
+bool broker_is_registered(const struct broker *b)
+{
+	return b->reg.state == BROKER_REG_REGISTERED;
+}
+
+void broker_get_status(struct broker *b, struct broker_status *out)
+{
+	GHashTableIter it;
+	gpointer key;
+	size_t n = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->reg.state = b->reg.state;
+	out->reg.aor = b->reg.aor;
+	out->reg.registrar = b->reg.registrar;
+	out->reg.transport = b->reg.transport;
+	out->reg.expires_at_us = b->reg.expires_at_us;
+	out->reg.next_retry_us = b->reg.next_retry_us;
+	out->reg.last_status = b->reg.last_status;
+	out->reg.last_reason = b->reg.last_reason;
+	out->spool_messages = b->spool_messages;
+	out->spool_bytes = b->spool_bytes;
+	out->received = b->received;
+	out->delivered = b->delivered;
+	out->acked = b->acked;
+	out->rejected = b->rejected;
+	out->sent = b->sent;
+	out->expired = b->expired;
+	g_hash_table_iter_init(&it, b->holders);
+	while (n + 1 < G_N_ELEMENTS(out->consumer_types) &&
+	       g_hash_table_iter_next(&it, &key, NULL))
+		out->consumer_types[n++] = key;
+	out->consumer_types[n] = NULL;
+}
+
+/* --- life cycle --- */
+
+static int reload_one(const struct spool_record *rec, void *user)
+{
+	entry_add(user, rec);
+	return 0;
+}
+
+int broker_new(struct spool *spool, const struct broker_limits *limits,
+	       struct broker **out, char **error)
+{
+	struct broker *b = g_new0(struct broker, 1);
+	int r;
+
+	b->spool = spool;
+	b->limits = *limits;
+	g_queue_init(&b->entries);
+	b->by_id = g_hash_table_new(g_int64_hash, g_int64_equal);
+	b->holders = g_hash_table_new(g_str_hash, g_str_equal);
+	b->slots = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, slot_free);
+	r = spool_foreach(spool, reload_one, b);
+	if (r < 0) {
+		*error = g_strdup_printf("cannot reload the spool: %s", spool_errmsg(spool));
+		b->spool = NULL;
+		broker_free(b);
+		return r;
+	}
+	if (b->spool_messages)
+		g_message("spool: %" G_GUINT64_FORMAT " message(s) kept from before, "
+			  "waiting for their consumers", b->spool_messages);
+	on_expire_timer(b);
+	b->expire_timer = g_timeout_add_seconds(BROKER_EXPIRE_PERIOD_S, on_expire_timer, b);
+	*out = b;
+	return 0;
+}
+
+void broker_set_sip(struct broker *b, const struct broker_sip_ops *ops, void *sip)
+{
+	b->sip_ops = ops;
+	b->sip = sip;
+}
+
+void broker_free(struct broker *b)
+{
+	if (!b)
+		return;
+	while (b->sends)
+		broker_send_cancel(b, b->sends->data);
+	if (b->retry_timer)
+		g_source_remove(b->retry_timer);
+	if (b->expire_timer)
+		g_source_remove(b->expire_timer);
+	g_hash_table_destroy(b->holders);
+	g_hash_table_destroy(b->slots);
+	g_hash_table_destroy(b->by_id);
+	g_queue_clear_full(&b->entries, (GDestroyNotify)entry_free);
+	g_free(b->reg.aor);
+	g_free(b->reg.registrar);
+	g_free(b->reg.transport);
+	g_free(b->reg.last_reason);
+	if (b->spool)
+		spool_close(b->spool);
+	g_free(b);
+}

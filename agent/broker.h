@@ -1,0 +1,144 @@
+/*
+ * broker — the core of lmrsec-agent.
+ *
+ * Keeps every key message until its consumer ACKs it, routes messages by LMR
+ * type in arrival order, suppresses duplicates and enforces the spool bounds;
+ * it also queues client-initiated sends.  It owns the spool.  The SIP adapter
+ * (sip.c) and the socket adapter (server.c) never include each other: each
+ * talks only to the broker, and the broker calls back into them through the
+ * function pointers main.c installs.
+ */
+#ifndef LMRSEC_BROKER_H
+#define LMRSEC_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spool.h"
+
+struct broker;
+
+enum broker_ack_mode {
+	BROKER_ACK_STORED,     /* 200 once durably spooled */
+	BROKER_ACK_DELIVERED,  /* 200 once a consumer ACKed (later issue) */
+};
+
+struct broker_limits {
+	enum broker_ack_mode ack_mode;
+	unsigned delivery_timeout_s;
+	uint64_t max_messages;
+	uint64_t max_bytes;
+	unsigned message_ttl_s;
+};
+
+/* --- registration state, reported by the SIP side --- */
+enum broker_reg_state {
+	BROKER_REG_UNREGISTERED,
+	BROKER_REG_REGISTERING,
+	BROKER_REG_REGISTERED,
+	BROKER_REG_FAILED,
+};
+
+struct broker_registration {
+	enum broker_reg_state state;
+	const char *aor;
+	const char *registrar;
+	const char *transport;
+	int64_t expires_at_us;     /* monotonic-free wall clock, 0 if not registered */
+	int64_t next_retry_us;     /* 0 if no retry pending */
+	unsigned last_status;      /* last REGISTER final status, 0 if none */
+	const char *last_reason;
+};
+
+const char *broker_reg_state_name(enum broker_reg_state s);
+
+/* --- incoming (IWF-initiated) messages --- */
+
+/* The answer for an incoming MESSAGE: a SIP status, its reason phrase and an
+ * optional Retry-After (0 = none).  Called exactly once per broker_accept,
+ * possibly before broker_accept returns. */
+typedef void (*broker_answer_fn)(void *ctx, unsigned status, const char *reason,
+				 unsigned retry_after_s);
+
+/* Takes an accepted record (inbound validation already passed): the broker
+ * takes ownership of rec's contents (it is cleared on return). */
+void broker_accept(struct broker *b, struct spool_record *rec,
+		   broker_answer_fn answer, void *ctx);
+
+/* --- consumers (the socket side) --- */
+
+/* Hands one message to a consumer connection.  Return 0 when queued for the
+ * peer, a negative errno when it cannot take more now (the message stays
+ * pending for that consumer and is offered again on broker_consumer_ready). */
+typedef int (*broker_deliver_fn)(void *consumer, const struct spool_record *msg);
+
+/* Registers consumer for the NULL-terminated LMR types ("*" = all).
+ * -EBUSY (with *holder_type set to the contested type) when another consumer
+ * holds one and takeover is false; with takeover, the old holder loses those
+ * types (its unacked messages return to the queue) and is told through
+ * lost_fn. */
+typedef void (*broker_lost_fn)(void *consumer, const char *lmr_type);
+int broker_subscribe(struct broker *b, void *consumer, const char *const *types,
+		     bool takeover, broker_deliver_fn deliver, broker_lost_fn lost,
+		     const char **holder_type);
+/* The consumer went away: everything it had unacked returns to the queue. */
+void broker_unsubscribe(struct broker *b, void *consumer);
+/* The consumer can take messages again (its output drained). */
+void broker_consumer_ready(struct broker *b, void *consumer);
+/* -ENOENT when id is not a message in flight to this consumer. */
+int broker_ack(struct broker *b, void *consumer, int64_t id);
+int broker_nack(struct broker *b, void *consumer, int64_t id);
+
+/* --- client-initiated sends --- */
+struct broker_send_request {
+	const char *lmr_type;
+	const char *to;            /* NULL = first configured KMF URI */
+	const uint8_t *payload;
+	size_t payload_len;
+	unsigned timeout_ms;
+};
+
+/* Final outcome of a send: sip_status > 0 with its reason, or sip_status 0
+ * and err < 0 when it never reached a final SIP answer (-ENOTCONN: not
+ * registered in time, -ETIMEDOUT, ...). */
+typedef void (*broker_send_done_fn)(void *ctx, int err, unsigned sip_status,
+				    const char *reason);
+struct broker_send;  /* a pending send, cancellable */
+/* The SIP side's send, installed by main.c; it answers through done. */
+struct broker_sip_ops {
+	/* Builds and sends the MESSAGE; returns a handle for cancel or NULL
+	 * after calling done with an error. */
+	void *(*send)(void *sip, const struct broker_send_request *req,
+		      broker_send_done_fn done, void *done_ctx);
+	void (*cancel)(void *sip, void *handle);
+};
+struct broker_send *broker_send(struct broker *b, const struct broker_send_request *req,
+				broker_send_done_fn done, void *ctx);
+/* The requester went away: done will not be called. */
+void broker_send_cancel(struct broker *b, struct broker_send *s);
+
+/* --- status --- */
+struct broker_status {
+	struct broker_registration reg;   /* strings owned by the broker */
+	uint64_t spool_messages, spool_bytes;
+	uint64_t received, delivered, acked, rejected, sent, expired;
+	const char *consumer_types[64];   /* NULL-terminated, owned by the broker */
+};
+void broker_get_status(struct broker *b, struct broker_status *out);
+/* Counts a message the inbound validation refused (for status). */
+void broker_count_rejected(struct broker *b, unsigned status);
+
+/* --- the SIP side reports registration changes --- */
+void broker_set_registration(struct broker *b, const struct broker_registration *reg);
+bool broker_is_registered(const struct broker *b);
+
+/* --- life cycle --- */
+/* Opens nothing itself: takes an open spool (owns it from then on) and
+ * reloads pending messages from it. */
+int broker_new(struct spool *spool, const struct broker_limits *limits,
+	       struct broker **out, char **error);
+void broker_set_sip(struct broker *b, const struct broker_sip_ops *ops, void *sip);
+void broker_free(struct broker *b);
+
+#endif

@@ -1,0 +1,1731 @@
+/*
+ * server.c — the key-delivery socket (DESIGN §4, docs/protocol.md).
+ *
+ * One listening AF_UNIX stream socket; each accepted connection is checked
+ * (SO_PEERCRED), then speaks length-prefixed frames.  Requests become broker
+ * calls; the broker calls back (deliver, lost, send done) to queue frames.
+ *
+ * Re-entrancy: broker callbacks may run inside any broker_* call.  Inside
+ * them this file only queues output and marks state; a connection is torn
+ * down (which calls back into the broker) only from an idle source, never
+ * from inside a broker call.
+ */
+#define _GNU_SOURCE		/* accept4, struct ucred, getgrouplist */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define G_LOG_DOMAIN "lmrsec-server"
+#include <glib.h>
+#include <glib-unix.h>
+
+#include "broker.h"
+#include "frame.h"
+#include "proto.h"
+#include "server.h"
+
+#define SERVER_LISTEN_BACKLOG		16
+#define SERVER_ACCEPT_BURST		16	/* accepts per wake-up, for fairness */
+#define SERVER_LMR_TYPE_MAX		16	/* as IWDATA_MAX_LMR_TYPE */
+#define SERVER_URI_MAX			1024	/* as IWDATA_MAX_URI */
+#define SERVER_PAYLOAD_MAX		65535	/* as IWDATA_MAX_PAYLOAD */
+#define SERVER_SEND_TIMEOUT_DEFAULT_MS	30000
+#define SERVER_SEND_TIMEOUT_MAX_MS	300000
+#define SERVER_MAX_SENDS		16	/* outstanding per connection */
+#define SERVER_CLIENT_NAME_MAX		64	/* kept for log lines */
+#define SERVER_FRAME_BUFFER_MAX		(FRAME_HEADER_LEN + FRAME_MAX_LEN)
+#define SERVER_DIR_MODE			0750
+#define SERVER_SOCKET_MODE		0660
+
+enum conn_state {
+	CONN_STATE_NEW,		/* accepted, waiting for HELLO */
+	CONN_STATE_READY,	/* version negotiated */
+	CONN_STATE_DRAINING,	/* flushing a last frame, then closes */
+	CONN_STATE_DEAD,	/* closed; freed by an idle source */
+};
+
+struct out_frame {
+	size_t len;
+	size_t off;		/* bytes already written */
+	uint8_t data[];
+};
+
+struct conn {
+	struct server *server;
+	unsigned serial;	/* names the connection in log lines */
+	int fd;
+	pid_t pid;
+	uid_t uid;
+	enum conn_state state;
+	GSource *source;
+	gpointer fd_tag;
+	guint reap_id;
+	char client_name[SERVER_CLIENT_NAME_MAX + 1];
+
+	struct frame_decoder in;
+	GQueue out;		/* struct out_frame */
+	size_t out_bytes;	/* queued and not yet written */
+
+	bool subscribed;
+	bool subscribing;	/* inside broker_subscribe: hold deliveries */
+	bool want_ready;	/* a delivery was refused; tell the broker on drain */
+	GQueue sends;		/* struct pending_send */
+};
+
+struct pending_send {
+	struct conn *conn;
+	struct broker_send *handle;
+	uint32_t request_id;
+	bool starting;		/* inside broker_send(): done may come first */
+	bool finished;
+};
+
+struct server {
+	struct broker *broker;
+	int listen_fd;
+	guint listen_id;
+	char *path;		/* the socket file we created, NULL if adopted */
+	dev_t path_dev;
+	ino_t path_ino;
+	char *agent_version;
+	size_t max_output;
+	size_t soft_output;
+	uid_t own_uid;
+	uid_t *allowed_uids;
+	size_t n_allowed_uids;
+	gid_t *allowed_gids;
+	size_t n_allowed_gids;
+	GQueue conns;		/* struct conn */
+	unsigned next_serial;
+};
+
+struct conn_source {
+	GSource base;
+	struct conn *conn;
+};
+
+static void conn_io(struct conn *c, GIOCondition revents);
+
+/* ---------- small pure helpers ---------- */
+
+static void fingerprint_hex(const uint8_t fp[SPOOL_FINGERPRINT_LEN],
+			    char out[2 * SPOOL_FINGERPRINT_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < SPOOL_FINGERPRINT_LEN; i++) {
+		out[2 * i] = hex[fp[i] >> 4];
+		out[2 * i + 1] = hex[fp[i] & 0x0f];
+	}
+	out[2 * SPOOL_FINGERPRINT_LEN] = '\0';
+}
+
+/* An LMR type as DESIGN §2 defines it: [A-Za-z0-9_-]{1,16}. */
+static bool lmr_type_valid(const uint8_t *v, uint32_t len)
+{
+	uint32_t i;
+
+	if (len == 0 || len > SERVER_LMR_TYPE_MAX)
+		return false;
+
+	for (i = 0; i < len; i++) {
+		if (!g_ascii_isalnum(v[i]) && v[i] != '_' && v[i] != '-')
+			return false;
+	}
+	return true;
+}
+
+static bool value_is(const uint8_t *v, uint32_t len, const char *s)
+{
+	return len == strlen(s) && memcmp(v, s, len) == 0;
+}
+
+/* A client-chosen name is only for log lines: printable ASCII, bounded. */
+static void copy_log_name(char *dst, const uint8_t *v, uint32_t len)
+{
+	uint32_t i;
+
+	if (len > SERVER_CLIENT_NAME_MAX)
+		len = SERVER_CLIENT_NAME_MAX;
+
+	for (i = 0; i < len; i++)
+		dst[i] = g_ascii_isprint(v[i]) ? (char) v[i] : '?';
+	dst[len] = '\0';
+}
+
+static uint32_t seconds_until(int64_t when_us, int64_t now_us)
+{
+	int64_t s;
+
+	if (when_us <= 0 || when_us <= now_us)
+		return 0;
+
+	s = (when_us - now_us + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC;
+	return s > UINT32_MAX ? UINT32_MAX : (uint32_t) s;
+}
+
+/* ---------- request parsers: pure functions over a frame body ---------- */
+
+/*
+ * Each returns 0, or a negative errno with *why a static text for the ERROR
+ * reply.  The body's field framing was already checked (body_fields_valid),
+ * so a truncated field here is still reported, never trusted.
+ * A field given twice is refused (except LMR_TYPE in SUBSCRIBE): two values
+ * for one thing is a client bug, not something to guess at.
+ */
+
+struct hello_request {
+	uint32_t version_min;
+	uint32_t version_max;
+	const uint8_t *client_name;
+	uint32_t client_name_len;
+};
+
+struct subscribe_request {
+	char types[PROTO_MAX_LMR_TYPES][SERVER_LMR_TYPE_MAX + 1];
+	const char *type_list[PROTO_MAX_LMR_TYPES + 1];
+	size_t n_types;
+	bool takeover;
+};
+
+struct send_request {
+	char lmr_type[SERVER_LMR_TYPE_MAX + 1];
+	const uint8_t *to;	/* NULL: the broker's default KMF */
+	uint32_t to_len;
+	const uint8_t *payload;
+	uint32_t payload_len;
+	uint32_t timeout_ms;
+};
+
+/* Marks tag seen; false when it was already. Tags >= 64 are not ours. */
+static bool field_first(uint64_t *seen, uint8_t tag)
+{
+	uint64_t bit;
+
+	if (tag >= 64)
+		return true;
+
+	bit = UINT64_C(1) << tag;
+	if (*seen & bit)
+		return false;
+
+	*seen |= bit;
+	return true;
+}
+
+static bool body_fields_valid(const uint8_t *body, size_t len)
+{
+	struct frame_reader r;
+	const uint8_t *v;
+	uint32_t vlen;
+	uint8_t tag;
+	int k;
+
+	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
+		return false;
+
+	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1)
+		;
+	return k == 0;
+}
+
+static int parse_hello(const uint8_t *body, size_t len,
+		       struct hello_request *req, const char **why)
+{
+	struct frame_reader r;
+	uint64_t seen = 0;
+	const uint8_t *v;
+	uint32_t vlen;
+	uint8_t tag;
+	int k;
+
+	memset(req, 0, sizeof(*req));
+	*why = "malformed HELLO";
+	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
+		return -EBADMSG;
+
+	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
+		if (!field_first(&seen, tag)) {
+			*why = "a HELLO field is repeated";
+			return -EINVAL;
+		}
+
+		switch (tag) {
+		case PROTO_TAG_VERSION_MIN:
+			if (frame_value_u32(v, vlen, &req->version_min) < 0) {
+				*why = "VERSION_MIN must be 4 octets";
+				return -EINVAL;
+			}
+			break;
+		case PROTO_TAG_VERSION_MAX:
+			if (frame_value_u32(v, vlen, &req->version_max) < 0) {
+				*why = "VERSION_MAX must be 4 octets";
+				return -EINVAL;
+			}
+			break;
+		case PROTO_TAG_CLIENT_NAME:
+			req->client_name = v;
+			req->client_name_len = vlen;
+			break;
+		}
+	}
+	if (k < 0)
+		return -EBADMSG;
+
+	if (!(seen & (UINT64_C(1) << PROTO_TAG_VERSION_MIN)) ||
+	    !(seen & (UINT64_C(1) << PROTO_TAG_VERSION_MAX))) {
+		*why = "HELLO needs VERSION_MIN and VERSION_MAX";
+		return -EINVAL;
+	}
+
+	if (req->version_min > req->version_max) {
+		*why = "VERSION_MIN is above VERSION_MAX";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int subscribe_add_type(struct subscribe_request *req,
+			      const uint8_t *v, uint32_t vlen, const char **why)
+{
+	if (req->n_types == PROTO_MAX_LMR_TYPES) {
+		*why = "too many LMR_TYPE fields (at most 32)";
+		return -E2BIG;
+	}
+
+	if (!value_is(v, vlen, PROTO_LMR_TYPE_ALL) && !lmr_type_valid(v, vlen)) {
+		*why = "LMR_TYPE must be \"*\" or 1 to 16 of A-Z a-z 0-9 _ -";
+		return -EINVAL;
+	}
+
+	memcpy(req->types[req->n_types], v, vlen);
+	req->types[req->n_types][vlen] = '\0';
+	req->type_list[req->n_types] = req->types[req->n_types];
+	req->n_types++;
+	req->type_list[req->n_types] = NULL;
+	return 0;
+}
+
+static int parse_subscribe(const uint8_t *body, size_t len,
+			   struct subscribe_request *req, const char **why)
+{
+	struct frame_reader r;
+	uint64_t seen = 0;
+	const uint8_t *v;
+	uint32_t vlen, takeover;
+	uint8_t tag;
+	int k, e;
+
+	memset(req, 0, sizeof(*req));
+	*why = "malformed SUBSCRIBE";
+	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
+		return -EBADMSG;
+
+	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
+		if (tag == PROTO_TAG_LMR_TYPE) {
+			e = subscribe_add_type(req, v, vlen, why);
+			if (e < 0)
+				return e;
+			continue;
+		}
+
+		if (!field_first(&seen, tag)) {
+			*why = "a SUBSCRIBE field is repeated";
+			return -EINVAL;
+		}
+
+		if (tag == PROTO_TAG_TAKEOVER) {
+			if (frame_value_u32(v, vlen, &takeover) < 0 || takeover > 1) {
+				*why = "TAKEOVER must be a u32 0 or 1";
+				return -EINVAL;
+			}
+			req->takeover = takeover == 1;
+		}
+	}
+	if (k < 0)
+		return -EBADMSG;
+
+	if (req->n_types == 0) {
+		*why = "SUBSCRIBE needs at least one LMR_TYPE";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ACK and NACK: one MESSAGE_ID. */
+static int parse_message_id(const uint8_t *body, size_t len, uint64_t *id,
+			    const char **why)
+{
+	struct frame_reader r;
+	uint64_t seen = 0;
+	const uint8_t *v;
+	uint32_t vlen;
+	uint8_t tag;
+	int k;
+
+	*why = "malformed request";
+	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
+		return -EBADMSG;
+
+	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
+		if (!field_first(&seen, tag)) {
+			*why = "a field is repeated";
+			return -EINVAL;
+		}
+
+		if (tag == PROTO_TAG_MESSAGE_ID &&
+		    frame_value_u64(v, vlen, id) < 0) {
+			*why = "MESSAGE_ID must be 8 octets";
+			return -EINVAL;
+		}
+	}
+	if (k < 0)
+		return -EBADMSG;
+
+	if (!(seen & (UINT64_C(1) << PROTO_TAG_MESSAGE_ID))) {
+		*why = "missing field MESSAGE_ID";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int send_take_field(struct send_request *req, uint8_t tag,
+			   const uint8_t *v, uint32_t vlen, const char **why)
+{
+	switch (tag) {
+	case PROTO_TAG_LMR_TYPE:
+		if (!lmr_type_valid(v, vlen)) {
+			*why = "LMR_TYPE must be 1 to 16 of A-Z a-z 0-9 _ -";
+			return -EINVAL;
+		}
+		memcpy(req->lmr_type, v, vlen);
+		req->lmr_type[vlen] = '\0';
+		return 0;
+	case PROTO_TAG_PAYLOAD:
+		if (vlen > SERVER_PAYLOAD_MAX) {
+			*why = "PAYLOAD is longer than 65535 octets";
+			return -EMSGSIZE;
+		}
+		req->payload = v;
+		req->payload_len = vlen;
+		return 0;
+	case PROTO_TAG_TO:
+		/* g_utf8_validate() with a length also refuses NUL bytes. */
+		if (vlen == 0 || vlen > SERVER_URI_MAX ||
+		    !g_utf8_validate((const char *) v, vlen, NULL)) {
+			*why = "TO must be a UTF-8 URI of 1 to 1024 octets";
+			return -EINVAL;
+		}
+		req->to = v;
+		req->to_len = vlen;
+		return 0;
+	case PROTO_TAG_TIMEOUT_MS:
+		if (frame_value_u32(v, vlen, &req->timeout_ms) < 0) {
+			*why = "TIMEOUT_MS must be 4 octets";
+			return -EINVAL;
+		}
+		return 0;
+	}
+	return 0;	/* unknown tag: ignored */
+}
+
+static int parse_send(const uint8_t *body, size_t len,
+		      struct send_request *req, const char **why)
+{
+	struct frame_reader r;
+	uint64_t seen = 0;
+	const uint8_t *v;
+	uint32_t vlen;
+	uint8_t tag;
+	int k, e;
+
+	memset(req, 0, sizeof(*req));
+	*why = "malformed SEND";
+	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
+		return -EBADMSG;
+
+	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
+		if (!field_first(&seen, tag)) {
+			*why = "a SEND field is repeated";
+			return -EINVAL;
+		}
+
+		e = send_take_field(req, tag, v, vlen, why);
+		if (e < 0)
+			return e;
+	}
+	if (k < 0)
+		return -EBADMSG;
+
+	if (req->lmr_type[0] == '\0') {
+		*why = "missing field LMR_TYPE";
+		return -EINVAL;
+	}
+
+	if (!req->payload || req->payload_len == 0) {
+		*why = "missing or empty field PAYLOAD";
+		return -EINVAL;
+	}
+
+	if (req->timeout_ms == 0)
+		req->timeout_ms = SERVER_SEND_TIMEOUT_DEFAULT_MS;
+	if (req->timeout_ms > SERVER_SEND_TIMEOUT_MAX_MS)
+		req->timeout_ms = SERVER_SEND_TIMEOUT_MAX_MS;
+	return 0;
+}
+
+/* ---------- output ---------- */
+
+static void out_frame_free(gpointer data)
+{
+	struct out_frame *f = data;
+
+	explicit_bzero(f->data, f->len);	/* deliveries carry keys */
+	g_free(f);
+}
+
+static void conn_update_watch(struct conn *c)
+{
+	GIOCondition cond = 0;
+
+	switch (c->state) {
+	case CONN_STATE_NEW:
+	case CONN_STATE_READY:
+		cond = G_IO_IN;
+		break;
+	case CONN_STATE_DRAINING:
+	case CONN_STATE_DEAD:
+		break;
+	}
+
+	if (c->state != CONN_STATE_DEAD && c->out_bytes > 0)
+		cond |= G_IO_OUT;
+
+	g_source_modify_unix_fd(c->source, c->fd_tag, cond);
+}
+
+static gboolean conn_reap(gpointer data);
+
+/* Closes now as far as the peer is concerned; the memory and the broker's
+ * view go later, in conn_reap(), outside whatever callback we are in. */
+static void conn_close(struct conn *c)
+{
+	if (c->state == CONN_STATE_DEAD)
+		return;
+
+	c->state = CONN_STATE_DEAD;
+	conn_update_watch(c);
+	shutdown(c->fd, SHUT_RDWR);
+	c->reap_id = g_idle_add(conn_reap, c);
+}
+
+/* Stops reading and closes once the queued output is written. */
+static void conn_finish(struct conn *c)
+{
+	if (c->state == CONN_STATE_DEAD || c->state == CONN_STATE_DRAINING)
+		return;
+
+	c->state = CONN_STATE_DRAINING;
+	if (c->out_bytes == 0) {
+		conn_close(c);
+		return;
+	}
+	conn_update_watch(c);
+}
+
+static void conn_flush(struct conn *c)
+{
+	struct out_frame *f;
+	ssize_t n;
+
+	while (c->state != CONN_STATE_DEAD && (f = g_queue_peek_head(&c->out))) {
+		n = send(c->fd, f->data + f->off, f->len - f->off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+
+		if (n < 0) {
+			g_debug("connection %u: write: %s", c->serial,
+				g_strerror(errno));
+			conn_close(c);
+			return;
+		}
+
+		f->off += (size_t) n;
+		c->out_bytes -= (size_t) n;
+		if (f->off == f->len)
+			out_frame_free(g_queue_pop_head(&c->out));
+	}
+
+	if (c->state == CONN_STATE_DRAINING && c->out_bytes == 0)
+		conn_close(c);
+}
+
+/* Queues one frame and tries to write it at once.  A peer whose unread
+ * output would pass the bound is closed: its memory must not grow. */
+static int conn_queue(struct conn *c, const uint8_t *frame, size_t len)
+{
+	struct out_frame *f;
+
+	if (c->state == CONN_STATE_DEAD)
+		return -ECONNRESET;
+
+	if (c->out_bytes + len > c->server->max_output) {
+		g_warning("connection %u (pid %d, uid %u) stopped reading: "
+			  "%zu bytes of output queued, closing it", c->serial,
+			  (int) c->pid, (unsigned) c->uid, c->out_bytes);
+		conn_close(c);
+		return -ENOBUFS;
+	}
+
+	f = g_malloc(sizeof(*f) + len);
+	f->len = len;
+	f->off = 0;
+	memcpy(f->data, frame, len);
+	g_queue_push_tail(&c->out, f);
+	c->out_bytes += len;
+
+	conn_flush(c);
+	if (c->state != CONN_STATE_DEAD)
+		conn_update_watch(c);
+	return 0;
+}
+
+/* Ends the frame in w, queues it and wipes w. */
+static int conn_queue_writer(struct conn *c, struct frame_writer *w)
+{
+	const uint8_t *frame;
+	size_t len;
+	int r;
+
+	r = frame_writer_end(w, &frame, &len);
+	if (r < 0) {
+		g_warning("connection %u: cannot build a reply: %s", c->serial,
+			  frame_strerror(r));
+		frame_writer_clear(w);
+		return r == FRAME_ERR_NO_MEMORY ? -ENOMEM : -EMSGSIZE;
+	}
+
+	r = conn_queue(c, frame, len);
+	frame_writer_clear(w);
+	return r;
+}
+
+static void reply_error(struct conn *c, uint32_t request_id, int code,
+			const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+
+static void reply_error(struct conn *c, uint32_t request_id, int code,
+			const char *fmt, ...)
+{
+	struct frame_writer w;
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_ERROR, request_id);
+	frame_writer_u32(&w, PROTO_TAG_ERROR_CODE, (uint32_t) code);
+	frame_writer_str(&w, PROTO_TAG_ERROR_TEXT, text);
+	conn_queue_writer(c, &w);
+	g_free(text);
+}
+
+static void reply_ok(struct conn *c, uint32_t request_id)
+{
+	struct frame_writer w;
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_OK, request_id);
+	conn_queue_writer(c, &w);
+}
+
+/* The broker may hold deliveries back for this consumer; let it resume once
+ * the output is below the soft limit.  Only from the top of the main loop. */
+static void conn_maybe_ready(struct conn *c)
+{
+	if (!c->want_ready || c->state != CONN_STATE_READY ||
+	    c->out_bytes > c->server->soft_output)
+		return;
+
+	c->want_ready = false;
+	broker_consumer_ready(c->server->broker, c);
+}
+
+/* ---------- broker callbacks ---------- */
+
+static void write_delivery(struct frame_writer *w, const struct spool_record *m)
+{
+	frame_writer_begin(w, PROTO_MSG_DELIVERY, 0);
+	frame_writer_u64(w, PROTO_TAG_MESSAGE_ID, (uint64_t) m->id);
+	frame_writer_str(w, PROTO_TAG_LMR_TYPE, m->lmr_type ? m->lmr_type : "");
+	frame_writer_str(w, PROTO_TAG_KMF_URI, m->kmf_uri ? m->kmf_uri : "");
+	if (m->mc_service_id)
+		frame_writer_str(w, PROTO_TAG_MC_SERVICE_ID, m->mc_service_id);
+	if (m->sender)
+		frame_writer_str(w, PROTO_TAG_SENDER, m->sender);
+	frame_writer_u64(w, PROTO_TAG_RECEIVED_US,
+			 m->received_us > 0 ? (uint64_t) m->received_us : 0);
+	frame_writer_bytes(w, PROTO_TAG_FINGERPRINT, m->fingerprint,
+			   SPOOL_FINGERPRINT_LEN);
+	frame_writer_bytes(w, PROTO_TAG_PAYLOAD, m->payload, m->payload_len);
+}
+
+static int conn_deliver(void *consumer, const struct spool_record *msg)
+{
+	char fp[2 * SPOOL_FINGERPRINT_LEN + 1];
+	struct conn *c = consumer;
+	struct frame_writer w;
+	int r;
+
+	if (c->state != CONN_STATE_READY)
+		return -ECONNRESET;
+
+	/* Held back while subscribing (OK goes first) or while the peer is
+	 * slow; the broker keeps the message and we call ready later. */
+	if (c->subscribing || c->out_bytes > c->server->soft_output) {
+		c->want_ready = true;
+		return -EAGAIN;
+	}
+
+	frame_writer_init(&w);
+	write_delivery(&w, msg);
+	r = conn_queue_writer(c, &w);
+	if (r < 0)
+		return r;
+
+	fingerprint_hex(msg->fingerprint, fp);
+	g_debug("connection %u: delivered message %" PRId64 " (%s, %zu bytes, "
+		"sha256 %s)", c->serial, msg->id, msg->lmr_type,
+		msg->payload_len, fp);
+	return 0;
+}
+
+static void conn_lost(void *consumer, const char *lmr_type)
+{
+	struct conn *c = consumer;
+
+	if (c->state != CONN_STATE_READY)
+		return;
+
+	g_message("consumer on connection %u (pid %d, uid %u) lost LMR type %s "
+		  "to a takeover", c->serial, (int) c->pid, (unsigned) c->uid,
+		  lmr_type);
+	reply_error(c, 0, EBUSY, "taken over by another consumer");
+	conn_finish(c);
+}
+
+static const char *send_error_text(int err)
+{
+	switch (err) {
+	case -ENOTCONN:
+		return "not registered";
+	case -ETIMEDOUT:
+		return "no final SIP answer in time";
+	}
+	return g_strerror(-err);
+}
+
+static void send_reply(struct conn *c, uint32_t request_id, int err,
+		       unsigned sip_status, const char *reason)
+{
+	struct frame_writer w;
+
+	if (sip_status == 0) {
+		if (err >= 0)
+			err = -EIO;
+		reply_error(c, request_id, -err, "%s",
+			    reason ? reason : send_error_text(err));
+		return;
+	}
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_SEND_RESULT, request_id);
+	frame_writer_u32(&w, PROTO_TAG_SIP_STATUS, sip_status);
+	frame_writer_str(&w, PROTO_TAG_SIP_REASON, reason ? reason : "");
+	conn_queue_writer(c, &w);
+}
+
+static void send_done(void *ctx, int err, unsigned sip_status,
+		      const char *reason)
+{
+	struct pending_send *ps = ctx;
+	struct conn *c = ps->conn;
+
+	if (c->state == CONN_STATE_READY || c->state == CONN_STATE_DRAINING)
+		send_reply(c, ps->request_id, err, sip_status, reason);
+
+	g_debug("connection %u: send %" PRIu32 " done: err %d, SIP %u",
+		c->serial, ps->request_id, err, sip_status);
+	ps->finished = true;
+	if (ps->starting)
+		return;		/* handle_send() frees it */
+
+	g_queue_remove(&c->sends, ps);
+	g_free(ps);
+}
+
+/* ---------- requests ---------- */
+
+static void handle_hello(struct conn *c, uint32_t id,
+			 const uint8_t *body, size_t len)
+{
+	struct hello_request req;
+	struct frame_writer w;
+	const char *why;
+	uint32_t version;
+	int r;
+
+	if (c->state == CONN_STATE_READY) {
+		reply_error(c, id, EALREADY, "protocol version already negotiated");
+		return;
+	}
+
+	r = parse_hello(body, len, &req, &why);
+	if (r < 0) {
+		reply_error(c, id, -r, "%s", why);
+		conn_finish(c);
+		return;
+	}
+
+	if (req.version_max < PROTO_VERSION_MIN ||
+	    req.version_min > PROTO_VERSION_MAX) {
+		g_message("connection %u: client speaks protocol %" PRIu32
+			  "..%" PRIu32 ", agent %d..%d: closing", c->serial,
+			  req.version_min, req.version_max,
+			  PROTO_VERSION_MIN, PROTO_VERSION_MAX);
+		reply_error(c, id, EPROTONOSUPPORT,
+			    "client protocol versions %" PRIu32 "..%" PRIu32
+			    " do not overlap agent versions %d..%d",
+			    req.version_min, req.version_max,
+			    PROTO_VERSION_MIN, PROTO_VERSION_MAX);
+		conn_finish(c);
+		return;
+	}
+
+	version = MIN(req.version_max, (uint32_t) PROTO_VERSION_MAX);
+	copy_log_name(c->client_name, req.client_name, req.client_name_len);
+	c->state = CONN_STATE_READY;
+	g_debug("connection %u: client \"%s\" speaks protocol %" PRIu32,
+		c->serial, c->client_name, version);
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_HELLO_OK, id);
+	frame_writer_u32(&w, PROTO_TAG_VERSION, version);
+	frame_writer_str(&w, PROTO_TAG_AGENT_VERSION, c->server->agent_version);
+	conn_queue_writer(c, &w);
+}
+
+static void handle_subscribe(struct conn *c, uint32_t id,
+			     const uint8_t *body, size_t len)
+{
+	struct subscribe_request req;
+	const char *holder = NULL;
+	const char *why;
+	GString *list;
+	size_t i;
+	int r;
+
+	if (c->subscribed) {
+		reply_error(c, id, EALREADY, "this connection is already a consumer");
+		return;
+	}
+
+	r = parse_subscribe(body, len, &req, &why);
+	if (r < 0) {
+		reply_error(c, id, -r, "%s", why);
+		return;
+	}
+
+	c->subscribing = true;
+	r = broker_subscribe(c->server->broker, c, req.type_list, req.takeover,
+			     conn_deliver, conn_lost, &holder);
+	c->subscribing = false;
+
+	if (r == -EBUSY) {
+		reply_error(c, id, EBUSY, "LMR type %s already has a consumer",
+			    holder ? holder : "?");
+		return;
+	}
+	if (r < 0) {
+		reply_error(c, id, -r, "cannot subscribe: %s", g_strerror(-r));
+		return;
+	}
+
+	c->subscribed = true;
+	list = g_string_new(NULL);
+	for (i = 0; i < req.n_types; i++)
+		g_string_append_printf(list, "%s%s", i ? "," : "", req.types[i]);
+	g_message("consumer on connection %u (pid %d, uid %u, \"%s\") takes %s%s",
+		  c->serial, (int) c->pid, (unsigned) c->uid, c->client_name,
+		  list->str, req.takeover ? " (takeover)" : "");
+	g_string_free(list, TRUE);
+	reply_ok(c, id);
+	conn_maybe_ready(c);
+}
+
+static void handle_ack(struct conn *c, uint32_t id, bool ack,
+		       const uint8_t *body, size_t len)
+{
+	const char *why;
+	uint64_t msg_id = 0;
+	int r;
+
+	r = parse_message_id(body, len, &msg_id, &why);
+	if (r < 0) {
+		reply_error(c, id, -r, "%s", why);
+		return;
+	}
+
+	if (!c->subscribed || msg_id > INT64_MAX) {
+		r = -ENOENT;
+	} else if (ack) {
+		r = broker_ack(c->server->broker, c, (int64_t) msg_id);
+	} else {
+		r = broker_nack(c->server->broker, c, (int64_t) msg_id);
+	}
+
+	if (r == -ENOENT) {
+		reply_error(c, id, ENOENT, "message %" PRIu64
+			    " is not in flight to this connection", msg_id);
+		return;
+	}
+	if (r < 0) {
+		reply_error(c, id, -r, "%s", g_strerror(-r));
+		return;
+	}
+
+	g_debug("connection %u: %s message %" PRIu64, c->serial,
+		ack ? "acked" : "nacked", msg_id);
+	reply_ok(c, id);
+}
+
+static void write_status(struct frame_writer *w, uint32_t id,
+			 const struct broker_status *st, int64_t now_us)
+{
+	const struct broker_registration *reg = &st->reg;
+	size_t i;
+
+	frame_writer_begin(w, PROTO_MSG_STATUS_REPLY, id);
+	frame_writer_str(w, PROTO_TAG_REG_STATE, broker_reg_state_name(reg->state));
+	if (reg->aor)
+		frame_writer_str(w, PROTO_TAG_REG_AOR, reg->aor);
+	if (reg->registrar)
+		frame_writer_str(w, PROTO_TAG_REG_REGISTRAR, reg->registrar);
+	if (reg->transport)
+		frame_writer_str(w, PROTO_TAG_REG_TRANSPORT, reg->transport);
+	frame_writer_u32(w, PROTO_TAG_REG_EXPIRES_IN,
+			 seconds_until(reg->expires_at_us, now_us));
+	frame_writer_u32(w, PROTO_TAG_REG_NEXT_RETRY,
+			 seconds_until(reg->next_retry_us, now_us));
+	frame_writer_u32(w, PROTO_TAG_REG_LAST_STATUS, reg->last_status);
+	if (reg->last_reason)
+		frame_writer_str(w, PROTO_TAG_REG_LAST_REASON, reg->last_reason);
+	frame_writer_u64(w, PROTO_TAG_SPOOL_MESSAGES, st->spool_messages);
+	frame_writer_u64(w, PROTO_TAG_SPOOL_BYTES, st->spool_bytes);
+	for (i = 0; i < G_N_ELEMENTS(st->consumer_types) && st->consumer_types[i]; i++)
+		frame_writer_str(w, PROTO_TAG_CONSUMER, st->consumer_types[i]);
+	frame_writer_u64(w, PROTO_TAG_COUNT_RECEIVED, st->received);
+	frame_writer_u64(w, PROTO_TAG_COUNT_DELIVERED, st->delivered);
+	frame_writer_u64(w, PROTO_TAG_COUNT_ACKED, st->acked);
+	frame_writer_u64(w, PROTO_TAG_COUNT_REJECTED, st->rejected);
+	frame_writer_u64(w, PROTO_TAG_COUNT_SENT, st->sent);
+}
+
+static void handle_status(struct conn *c, uint32_t id)
+{
+	struct broker_status st;
+	struct frame_writer w;
+
+	memset(&st, 0, sizeof(st));
+	broker_get_status(c->server->broker, &st);
+
+	frame_writer_init(&w);
+	write_status(&w, id, &st, g_get_real_time());
+	if (conn_queue_writer(c, &w) == -EMSGSIZE)
+		reply_error(c, id, EMSGSIZE, "status does not fit in one frame");
+}
+
+static void handle_send(struct conn *c, uint32_t id,
+			const uint8_t *body, size_t len)
+{
+	struct broker_send_request breq;
+	struct send_request req;
+	struct pending_send *ps;
+	const char *why;
+	char *to = NULL;
+	int r;
+
+	r = parse_send(body, len, &req, &why);
+	if (r < 0) {
+		reply_error(c, id, -r, "%s", why);
+		return;
+	}
+
+	if (g_queue_get_length(&c->sends) >= SERVER_MAX_SENDS) {
+		reply_error(c, id, EAGAIN, "too many sends in progress on this "
+			    "connection (at most %d)", SERVER_MAX_SENDS);
+		return;
+	}
+
+	if (req.to)
+		to = g_strndup((const char *) req.to, req.to_len);
+
+	breq = (struct broker_send_request) {
+		.lmr_type = req.lmr_type,
+		.to = to,
+		.payload = req.payload,
+		.payload_len = req.payload_len,
+		.timeout_ms = req.timeout_ms,
+	};
+
+	ps = g_new0(struct pending_send, 1);
+	ps->conn = c;
+	ps->request_id = id;
+	ps->starting = true;
+	g_queue_push_tail(&c->sends, ps);
+
+	g_debug("connection %u: send %" PRIu32 " (%s, %" PRIu32 " bytes) to %s",
+		c->serial, id, req.lmr_type, req.payload_len, to ? to : "default KMF");
+	ps->handle = broker_send(c->server->broker, &breq, send_done, ps);
+	ps->starting = false;
+	g_free(to);
+
+	if (!ps->finished && !ps->handle)
+		reply_error(c, id, EIO, "the send could not be started");
+
+	if (ps->finished || !ps->handle) {
+		g_queue_remove(&c->sends, ps);
+		g_free(ps);
+	}
+}
+
+/* One complete frame body.  Returns false when the connection must close
+ * because the frame itself is malformed. */
+static bool handle_frame(struct conn *c, const uint8_t *body, size_t len)
+{
+	uint32_t id;
+	uint8_t type;
+
+	if (frame_reader_init(&(struct frame_reader) { 0 }, body, len, &type, &id) < 0 ||
+	    !body_fields_valid(body, len))
+		return false;
+
+	if (c->state == CONN_STATE_NEW && type != PROTO_MSG_HELLO) {
+		reply_error(c, id, EPROTO, "the first request must be HELLO");
+		conn_finish(c);
+		return true;
+	}
+
+	switch ((enum proto_msg) type) {
+	case PROTO_MSG_HELLO:
+		handle_hello(c, id, body, len);
+		return true;
+	case PROTO_MSG_SUBSCRIBE:
+		handle_subscribe(c, id, body, len);
+		return true;
+	case PROTO_MSG_ACK:
+		handle_ack(c, id, true, body, len);
+		return true;
+	case PROTO_MSG_NACK:
+		handle_ack(c, id, false, body, len);
+		return true;
+	case PROTO_MSG_STATUS:
+		handle_status(c, id);
+		return true;
+	case PROTO_MSG_SEND:
+		handle_send(c, id, body, len);
+		return true;
+	case PROTO_MSG_HELLO_OK:
+	case PROTO_MSG_OK:
+	case PROTO_MSG_ERROR:
+	case PROTO_MSG_DELIVERY:
+	case PROTO_MSG_STATUS_REPLY:
+	case PROTO_MSG_SEND_RESULT:
+		break;		/* the agent's own messages are not requests */
+	}
+
+	reply_error(c, id, EOPNOTSUPP, "unknown message type 0x%02x", type);
+	return true;
+}
+
+/* ---------- input ---------- */
+
+static void conn_frame_error(struct conn *c, int err)
+{
+	g_warning("connection %u (pid %d, uid %u): %s: closing", c->serial,
+		  (int) c->pid, (unsigned) c->uid,
+		  err == 0 ? "malformed frame body" : frame_strerror(err));
+	conn_close(c);
+}
+
+/* One read, bounded by the decoder (at most one frame being received),
+ * then every complete frame it brought. */
+static void conn_read(struct conn *c)
+{
+	const uint8_t *body;
+	uint8_t *space;
+	size_t avail, len;
+	ssize_t n;
+	int r;
+
+	r = frame_decoder_space(&c->in, &space, &avail);
+	if (r < 0) {
+		conn_frame_error(c, r);
+		return;
+	}
+
+	n = recv(c->fd, space, avail, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+
+	if (n < 0) {
+		g_debug("connection %u: read: %s", c->serial, g_strerror(errno));
+		conn_close(c);
+		return;
+	}
+
+	if (n == 0) {
+		g_debug("connection %u: end of input", c->serial);
+		conn_finish(c);
+		return;
+	}
+
+	frame_decoder_commit(&c->in, (size_t) n);
+	while (c->state == CONN_STATE_NEW || c->state == CONN_STATE_READY) {
+		r = frame_decoder_next(&c->in, &body, &len);
+		if (r == 0)
+			return;
+
+		if (r < 0) {
+			conn_frame_error(c, r);
+			return;
+		}
+
+		if (!handle_frame(c, body, len)) {
+			conn_frame_error(c, 0);
+			return;
+		}
+	}
+}
+
+static void conn_io(struct conn *c, GIOCondition revents)
+{
+	if (c->state == CONN_STATE_DEAD)
+		return;
+
+	if (revents & G_IO_OUT)
+		conn_flush(c);
+
+	switch (c->state) {
+	case CONN_STATE_NEW:
+	case CONN_STATE_READY:
+		if (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR))
+			conn_read(c);
+		break;
+	case CONN_STATE_DRAINING:
+		/* The peer is gone: what is left cannot be written. */
+		if (revents & (G_IO_HUP | G_IO_ERR))
+			conn_close(c);
+		break;
+	case CONN_STATE_DEAD:
+		break;
+	}
+
+	if (c->state == CONN_STATE_DEAD)
+		return;
+
+	conn_maybe_ready(c);
+	if (c->state != CONN_STATE_DEAD)
+		conn_update_watch(c);
+}
+
+static gboolean conn_source_dispatch(GSource *source, GSourceFunc callback,
+				     gpointer user_data)
+{
+	struct conn_source *cs = (struct conn_source *) source;
+	struct conn *c = cs->conn;
+
+	(void) callback;
+	(void) user_data;
+	conn_io(c, g_source_query_unix_fd(source, c->fd_tag));
+	return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs conn_source_funcs = {
+	.dispatch = conn_source_dispatch,
+};
+
+/* ---------- connection life cycle ---------- */
+
+static void conn_destroy(struct conn *c)
+{
+	struct server *s = c->server;
+	struct pending_send *ps;
+
+	if (c->subscribed)
+		broker_unsubscribe(s->broker, c);
+
+	while ((ps = g_queue_pop_head(&c->sends))) {
+		if (ps->handle)
+			broker_send_cancel(s->broker, ps->handle);
+		g_free(ps);
+	}
+
+	g_queue_remove(&s->conns, c);
+	g_source_destroy(c->source);
+	g_source_unref(c->source);
+	close(c->fd);
+	frame_decoder_clear(&c->in);
+	g_queue_clear_full(&c->out, out_frame_free);
+	g_debug("connection %u closed", c->serial);
+	g_free(c);
+}
+
+static gboolean conn_reap(gpointer data)
+{
+	struct conn *c = data;
+
+	c->reap_id = 0;
+	conn_destroy(c);
+	return G_SOURCE_REMOVE;
+}
+
+static struct conn *conn_new(struct server *s, int fd, const struct ucred *cred)
+{
+	struct conn_source *cs;
+	struct conn *c;
+
+	c = g_new0(struct conn, 1);
+	c->server = s;
+	c->serial = ++s->next_serial;
+	c->fd = fd;
+	c->pid = cred->pid;
+	c->uid = cred->uid;
+	c->state = CONN_STATE_NEW;
+	frame_decoder_init(&c->in);
+	g_queue_init(&c->out);
+	g_queue_init(&c->sends);
+
+	c->source = g_source_new(&conn_source_funcs, sizeof(struct conn_source));
+	cs = (struct conn_source *) c->source;
+	cs->conn = c;
+	c->fd_tag = g_source_add_unix_fd(c->source, fd, G_IO_IN);
+	g_source_attach(c->source, NULL);
+	g_queue_push_tail(&s->conns, c);
+	return c;
+}
+
+/* ---------- peer credentials ---------- */
+
+static bool id_in(const uint32_t *ids, size_t n, uint32_t id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (ids[i] == id)
+			return true;
+	}
+	return false;
+}
+
+static char *passwd_buffer(size_t *len)
+{
+	long n = sysconf(_SC_GETPW_R_SIZE_MAX);
+
+	*len = n > 0 ? (size_t) n : 16384;
+	return g_malloc(*len);
+}
+
+/* The groups the user database gives uid, its primary group first. */
+static gid_t *user_groups(uid_t uid, int *n_groups)
+{
+	struct passwd pw, *found = NULL;
+	gid_t *groups;
+	size_t buflen;
+	char *buf;
+	int n = 32;
+
+	buf = passwd_buffer(&buflen);
+	while (getpwuid_r(uid, &pw, buf, buflen, &found) == ERANGE) {
+		buflen *= 2;
+		buf = g_realloc(buf, buflen);
+	}
+
+	if (!found) {
+		g_free(buf);
+		*n_groups = 0;
+		return NULL;
+	}
+
+	groups = g_new(gid_t, n);
+	while (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
+		groups = g_renew(gid_t, groups, n);
+
+	g_free(buf);
+	*n_groups = n;
+	return groups;
+}
+
+static bool peer_in_allowed_group(const struct server *s, const struct ucred *cred)
+{
+	gid_t *groups;
+	bool found = false;
+	int i, n;
+
+	if (s->n_allowed_gids == 0)
+		return false;
+
+	if (id_in(s->allowed_gids, s->n_allowed_gids, cred->gid))
+		return true;
+
+	groups = user_groups(cred->uid, &n);
+	for (i = 0; i < n && !found; i++)
+		found = id_in(s->allowed_gids, s->n_allowed_gids, groups[i]);
+	g_free(groups);
+	return found;
+}
+
+static bool peer_allowed(const struct server *s, const struct ucred *cred)
+{
+	if (cred->uid == 0 || cred->uid == s->own_uid)
+		return true;
+
+	if (id_in(s->allowed_uids, s->n_allowed_uids, cred->uid))
+		return true;
+
+	return peer_in_allowed_group(s, cred);
+}
+
+static void server_accept_one(struct server *s, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct conn *c;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		g_warning("refused a connection: SO_PEERCRED: %s", g_strerror(errno));
+		close(fd);
+		return;
+	}
+
+	if (!peer_allowed(s, &cred)) {
+		g_warning("refused a connection from pid %d uid %u gid %u: not "
+			  "root, the agent's user, an allowed user or in an "
+			  "allowed group", (int) cred.pid, (unsigned) cred.uid,
+			  (unsigned) cred.gid);
+		close(fd);
+		return;
+	}
+
+	if (g_queue_get_length(&s->conns) >= SERVER_MAX_CONNECTIONS) {
+		g_warning("refused a connection from pid %d uid %u: %d "
+			  "connections already open", (int) cred.pid,
+			  (unsigned) cred.uid, SERVER_MAX_CONNECTIONS);
+		close(fd);
+		return;
+	}
+
+	c = conn_new(s, fd, &cred);
+	g_debug("connection %u from pid %d uid %u", c->serial, (int) cred.pid,
+		(unsigned) cred.uid);
+}
+
+static gboolean server_on_listen(gint fd, GIOCondition cond, gpointer data)
+{
+	struct server *s = data;
+	int i, cfd;
+
+	(void) cond;
+	for (i = 0; i < SERVER_ACCEPT_BURST; i++) {
+		cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR && errno != ECONNABORTED)
+				g_warning("accept on %s: %s",
+					  s->path ? s->path : "socket",
+					  g_strerror(errno));
+			break;
+		}
+		server_accept_one(s, cfd);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+/* ---------- names from the configuration ---------- */
+
+static int lookup_uid(const char *name, uid_t *uid)
+{
+	struct passwd pw, *found = NULL;
+	size_t buflen;
+	char *buf;
+	int r;
+
+	buf = passwd_buffer(&buflen);
+	while ((r = getpwnam_r(name, &pw, buf, buflen, &found)) == ERANGE) {
+		buflen *= 2;
+		buf = g_realloc(buf, buflen);
+	}
+	if (found)
+		*uid = pw.pw_uid;
+	g_free(buf);
+	return found ? 0 : -ENOENT;
+}
+
+static int lookup_gid(const char *name, gid_t *gid)
+{
+	struct group gr, *found = NULL;
+	long n = sysconf(_SC_GETGR_R_SIZE_MAX);
+	size_t buflen = n > 0 ? (size_t) n : 16384;
+	char *buf = g_malloc(buflen);
+
+	while (getgrnam_r(name, &gr, buf, buflen, &found) == ERANGE) {
+		buflen *= 2;
+		buf = g_realloc(buf, buflen);
+	}
+	if (found)
+		*gid = gr.gr_gid;
+	g_free(buf);
+	return found ? 0 : -ENOENT;
+}
+
+static int resolve_allowed(struct server *s, const struct server_config *cfg,
+			   char **error)
+{
+	size_t i, n;
+
+	n = cfg->allowed_users ? g_strv_length(cfg->allowed_users) : 0;
+	s->allowed_uids = g_new0(uid_t, n + 1);
+	for (i = 0; i < n; i++) {
+		if (lookup_uid(cfg->allowed_users[i], &s->allowed_uids[i]) < 0) {
+			*error = g_strdup_printf("socket allowed-users: no user "
+						 "named \"%s\"", cfg->allowed_users[i]);
+			return -EINVAL;
+		}
+	}
+	s->n_allowed_uids = n;
+
+	n = cfg->allowed_groups ? g_strv_length(cfg->allowed_groups) : 0;
+	s->allowed_gids = g_new0(gid_t, n + 1);
+	for (i = 0; i < n; i++) {
+		if (lookup_gid(cfg->allowed_groups[i], &s->allowed_gids[i]) < 0) {
+			*error = g_strdup_printf("socket allowed-groups: no group "
+						 "named \"%s\"", cfg->allowed_groups[i]);
+			return -EINVAL;
+		}
+	}
+	s->n_allowed_gids = n;
+	return 0;
+}
+
+/* ---------- the socket file ---------- */
+
+/* Creates the last component only: a missing parent is a configuration
+ * mistake better reported than papered over. */
+static int prepare_dir(const char *path, gid_t gid, char **error)
+{
+	char *dir = g_path_get_dirname(path);
+	struct stat st;
+	int r = 0;
+
+	if (mkdir(dir, SERVER_DIR_MODE) == 0) {
+		if (chmod(dir, SERVER_DIR_MODE) < 0 ||
+		    (gid != (gid_t) -1 && chown(dir, (uid_t) -1, gid) < 0)) {
+			r = -errno;
+			*error = g_strdup_printf("socket directory %s: %s", dir,
+						 g_strerror(errno));
+		}
+	} else if (errno == ENOENT) {
+		r = -ENOENT;
+		*error = g_strdup_printf("cannot create socket directory %s: its "
+					 "parent directory does not exist", dir);
+	} else if (errno != EEXIST) {
+		r = -errno;
+		*error = g_strdup_printf("cannot create socket directory %s: %s",
+					 dir, g_strerror(errno));
+	} else if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		r = -ENOTDIR;
+		*error = g_strdup_printf("socket directory %s is not a directory",
+					 dir);
+	}
+
+	g_free(dir);
+	return r;
+}
+
+static int sockaddr_for(const char *path, struct sockaddr_un *sa, char **error)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path)) {
+		*error = g_strdup_printf("socket path %s is longer than %zu bytes",
+					 path, sizeof(sa->sun_path) - 1);
+		return -EINVAL;
+	}
+	memcpy(sa->sun_path, path, strlen(path));
+	return 0;
+}
+
+/* A socket file nobody listens on is left by a crash: replace it.  One
+ * somebody listens on is another agent: refuse to start. */
+static int clear_stale(const char *path, const struct sockaddr_un *sa,
+		       char **error)
+{
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		*error = g_strdup_printf("%s: %s", path, g_strerror(errno));
+		return -errno;
+	}
+
+	if (!S_ISSOCK(st.st_mode)) {
+		*error = g_strdup_printf("%s exists and is not a socket; refusing "
+					 "to replace it", path);
+		return -EEXIST;
+	}
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*error = g_strdup_printf("socket: %s", g_strerror(errno));
+		return -errno;
+	}
+
+	r = connect(fd, (const struct sockaddr *) sa, sizeof(*sa)) < 0 ? errno : 0;
+	close(fd);
+
+	/* EAGAIN: a listener whose backlog is full is still a listener. */
+	if (r == 0 || r == EAGAIN) {
+		*error = g_strdup_printf("another lmrsec-agent is already "
+					 "listening on %s", path);
+		return -EADDRINUSE;
+	}
+
+	if (r != ECONNREFUSED) {
+		*error = g_strdup_printf("cannot tell whether %s is in use: %s",
+					 path, g_strerror(r));
+		return -r;
+	}
+
+	if (unlink(path) < 0 && errno != ENOENT) {
+		*error = g_strdup_printf("cannot remove stale socket %s: %s",
+					 path, g_strerror(errno));
+		return -errno;
+	}
+	g_message("removed stale socket %s", path);
+	return 0;
+}
+
+/* Bound under umask 0177 so that nobody else can connect before the group
+ * and mode are set. */
+static int bind_socket(struct server *s, const char *path,
+		       const struct sockaddr_un *sa, gid_t gid, char **error)
+{
+	struct stat st;
+	mode_t old_mask;
+	int fd, r;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*error = g_strdup_printf("socket: %s", g_strerror(errno));
+		return -errno;
+	}
+
+	old_mask = umask(0177);
+	r = bind(fd, (const struct sockaddr *) sa, sizeof(*sa));
+	umask(old_mask);
+	if (r < 0) {
+		r = -errno;
+		*error = g_strdup_printf("cannot bind %s: %s", path, g_strerror(errno));
+		close(fd);
+		return r;
+	}
+
+	if ((gid != (gid_t) -1 && chown(path, (uid_t) -1, gid) < 0) ||
+	    chmod(path, SERVER_SOCKET_MODE) < 0 || stat(path, &st) < 0 ||
+	    listen(fd, SERVER_LISTEN_BACKLOG) < 0) {
+		r = -errno;
+		*error = g_strdup_printf("socket %s: %s", path, g_strerror(errno));
+		unlink(path);
+		close(fd);
+		return r;
+	}
+
+	s->path = g_strdup(path);
+	s->path_dev = st.st_dev;
+	s->path_ino = st.st_ino;
+	s->listen_fd = fd;
+	return 0;
+}
+
+static int create_socket(struct server *s, const struct server_config *cfg,
+			 char **error)
+{
+	struct sockaddr_un sa;
+	gid_t gid = (gid_t) -1;
+	int r;
+
+	if (!cfg->path || !*cfg->path) {
+		*error = g_strdup("no socket path");
+		return -EINVAL;
+	}
+
+	r = sockaddr_for(cfg->path, &sa, error);
+	if (r < 0)
+		return r;
+
+	if (cfg->group && lookup_gid(cfg->group, &gid) < 0) {
+		*error = g_strdup_printf("socket group: no group named \"%s\"",
+					 cfg->group);
+		return -EINVAL;
+	}
+
+	r = prepare_dir(cfg->path, gid, error);
+	if (r < 0)
+		return r;
+
+	r = clear_stale(cfg->path, &sa, error);
+	if (r < 0)
+		return r;
+
+	return bind_socket(s, cfg->path, &sa, gid, error);
+}
+
+/* systemd made and bound it (mode, group from the .socket unit). */
+static int adopt_socket(struct server *s, int fd, char **error)
+{
+	int listening = 0, flags;
+	socklen_t len = sizeof(listening);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
+	    !listening) {
+		*error = g_strdup_printf("file descriptor %d from systemd is not "
+					 "a listening socket", fd);
+		return -EINVAL;
+	}
+
+	flags = fcntl(fd, F_GETFD);
+	if (!g_unix_set_fd_nonblocking(fd, TRUE, NULL) || flags < 0 ||
+	    fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
+		*error = g_strdup_printf("socket from systemd: %s", g_strerror(errno));
+		return -errno;
+	}
+
+	s->listen_fd = fd;
+	return 0;
+}
+
+/* ---------- life cycle ---------- */
+
+static size_t soft_output_for(size_t max_output)
+{
+	return MIN((size_t) SERVER_OUTPUT_SOFT_LIMIT,
+		   max_output - SERVER_FRAME_BUFFER_MAX);
+}
+
+int server_start(const struct server_config *cfg, struct broker *b,
+		 struct server **out, char **error)
+{
+	struct server *s;
+	int r;
+
+	*out = NULL;
+	*error = NULL;
+
+	s = g_new0(struct server, 1);
+	s->broker = b;
+	s->listen_fd = -1;
+	s->own_uid = geteuid();
+	s->agent_version = g_strdup(cfg->agent_version ? cfg->agent_version : "");
+	s->max_output = cfg->max_output_bytes ? cfg->max_output_bytes
+					      : SERVER_DEFAULT_MAX_OUTPUT;
+	g_queue_init(&s->conns);
+
+	if (s->max_output < SERVER_MIN_MAX_OUTPUT) {
+		*error = g_strdup_printf("socket output bound %zu is below the "
+					 "minimum %u", s->max_output,
+					 SERVER_MIN_MAX_OUTPUT);
+		r = -EINVAL;
+		goto fail;
+	}
+	s->soft_output = soft_output_for(s->max_output);
+
+	r = resolve_allowed(s, cfg, error);
+	if (r < 0)
+		goto fail;
+
+	r = cfg->listen_fd >= 0 ? adopt_socket(s, cfg->listen_fd, error)
+				: create_socket(s, cfg, error);
+	if (r < 0)
+		goto fail;
+
+	s->listen_id = g_unix_fd_add(s->listen_fd, G_IO_IN, server_on_listen, s);
+	g_message("listening on %s", s->path ? s->path : "the socket from systemd");
+	*out = s;
+	return 0;
+
+fail:
+	server_stop(s);
+	return r;
+}
+
+/* Unlinks the socket only while it is still ours: a newer agent may have
+ * replaced it. */
+static void remove_socket_file(const struct server *s)
+{
+	struct stat st;
+
+	if (!s->path || lstat(s->path, &st) < 0)
+		return;
+
+	if (st.st_dev == s->path_dev && st.st_ino == s->path_ino)
+		unlink(s->path);
+}
+
+void server_stop(struct server *s)
+{
+	struct conn *c;
+
+	if (!s)
+		return;
+
+	if (s->listen_id)
+		g_source_remove(s->listen_id);
+	if (s->listen_fd >= 0) {
+		remove_socket_file(s);
+		close(s->listen_fd);
+	}
+
+	while ((c = g_queue_peek_head(&s->conns))) {
+		if (c->reap_id)
+			g_source_remove(c->reap_id);
+		conn_destroy(c);
+	}
+
+	g_free(s->path);
+	g_free(s->agent_version);
+	g_free(s->allowed_uids);
+	g_free(s->allowed_gids);
+	g_free(s);
+}

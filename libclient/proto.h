@@ -1,0 +1,83 @@
+/*
+ * lmrsec local socket protocol: message types and field tags.
+ *
+ * Shared by the agent (agent/server.c) and liblmrsec so both sides read one
+ * definition.  Framing is in frame.h: every frame body is
+ *   type (1 octet) | request id (4 octets, big-endian) | fields
+ * and every field is  tag (1) | length (4, big-endian) | value.
+ * Integers are big-endian; strings are UTF-8 without a terminating NUL.
+ * Unknown field tags are ignored by both sides (forward compatibility);
+ * an unknown message type gets PROTO_MSG_ERROR and the connection stays.
+ * The full description is docs/protocol.md (lmrsec-protocol(7)).
+ */
+#ifndef LMRSEC_PROTO_H
+#define LMRSEC_PROTO_H
+
+/* Protocol versions this build speaks; negotiated by HELLO. */
+#define PROTO_VERSION_MIN 1
+#define PROTO_VERSION_MAX 1
+
+enum proto_msg {
+	/* client -> agent requests (request id chosen by the client, echoed) */
+	PROTO_MSG_HELLO = 0x01,      /* VERSION_MIN, VERSION_MAX, CLIENT_NAME */
+	PROTO_MSG_SUBSCRIBE = 0x02,  /* LMR_TYPE (repeated; "*" = all), TAKEOVER */
+	PROTO_MSG_ACK = 0x03,        /* MESSAGE_ID */
+	PROTO_MSG_NACK = 0x04,       /* MESSAGE_ID */
+	PROTO_MSG_STATUS = 0x05,     /* no fields */
+	PROTO_MSG_SEND = 0x06,       /* LMR_TYPE, PAYLOAD, TO (optional), TIMEOUT_MS */
+
+	/* agent -> client */
+	PROTO_MSG_HELLO_OK = 0x81,   /* VERSION, AGENT_VERSION */
+	PROTO_MSG_OK = 0x82,         /* generic success */
+	PROTO_MSG_ERROR = 0x83,      /* ERROR_CODE (positive errno), ERROR_TEXT */
+	PROTO_MSG_DELIVERY = 0x84,   /* request id 0; MESSAGE_ID, LMR_TYPE, KMF_URI,
+	                                MC_SERVICE_ID, SENDER, RECEIVED_US,
+	                                FINGERPRINT, PAYLOAD */
+	PROTO_MSG_STATUS_REPLY = 0x85,
+	PROTO_MSG_SEND_RESULT = 0x86, /* SIP_STATUS, SIP_REASON */
+};
+
+enum proto_tag {
+	PROTO_TAG_VERSION_MIN = 0x01,    /* u32 */
+	PROTO_TAG_VERSION_MAX = 0x02,    /* u32 */
+	PROTO_TAG_VERSION = 0x03,        /* u32 */
+	PROTO_TAG_CLIENT_NAME = 0x04,    /* str */
+	PROTO_TAG_AGENT_VERSION = 0x05,  /* str */
+	PROTO_TAG_LMR_TYPE = 0x06,       /* str */
+	PROTO_TAG_TAKEOVER = 0x07,       /* u32, 0 or 1 */
+	PROTO_TAG_MESSAGE_ID = 0x08,     /* u64 */
+	PROTO_TAG_KMF_URI = 0x09,        /* str */
+	PROTO_TAG_MC_SERVICE_ID = 0x0a,  /* str */
+	PROTO_TAG_SENDER = 0x0b,         /* str */
+	PROTO_TAG_RECEIVED_US = 0x0c,    /* u64, microseconds since the epoch */
+	PROTO_TAG_FINGERPRINT = 0x0d,    /* 32 bytes, SHA-256 of the payload */
+	PROTO_TAG_PAYLOAD = 0x0e,        /* bytes */
+	PROTO_TAG_TO = 0x0f,             /* str, KMF URI for a send */
+	PROTO_TAG_TIMEOUT_MS = 0x10,     /* u32 */
+	PROTO_TAG_SIP_STATUS = 0x11,     /* u32 */
+	PROTO_TAG_SIP_REASON = 0x12,     /* str */
+	PROTO_TAG_ERROR_CODE = 0x13,     /* u32, positive errno */
+	PROTO_TAG_ERROR_TEXT = 0x14,     /* str */
+	/* status reply */
+	PROTO_TAG_REG_STATE = 0x20,      /* str: registered|registering|unregistered|failed */
+	PROTO_TAG_REG_AOR = 0x21,        /* str */
+	PROTO_TAG_REG_REGISTRAR = 0x22,  /* str */
+	PROTO_TAG_REG_TRANSPORT = 0x23,  /* str */
+	PROTO_TAG_REG_EXPIRES_IN = 0x24, /* u32 seconds */
+	PROTO_TAG_REG_LAST_STATUS = 0x25,/* u32 SIP status of the last REGISTER answer */
+	PROTO_TAG_REG_LAST_REASON = 0x26,/* str */
+	PROTO_TAG_SPOOL_MESSAGES = 0x27, /* u64 */
+	PROTO_TAG_SPOOL_BYTES = 0x28,    /* u64 */
+	PROTO_TAG_CONSUMER = 0x29,       /* str, one LMR type with a consumer (repeated) */
+	PROTO_TAG_COUNT_RECEIVED = 0x2a, /* u64 */
+	PROTO_TAG_COUNT_DELIVERED = 0x2b,/* u64 */
+	PROTO_TAG_COUNT_ACKED = 0x2c,    /* u64 */
+	PROTO_TAG_COUNT_REJECTED = 0x2d, /* u64 */
+	PROTO_TAG_COUNT_SENT = 0x2e,     /* u64 */
+	PROTO_TAG_REG_NEXT_RETRY = 0x2f, /* u32 seconds until the next attempt */
+};
+
+#define PROTO_LMR_TYPE_ALL "*"
+#define PROTO_MAX_LMR_TYPES 32
+
+#endif
