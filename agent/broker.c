@@ -267,10 +267,19 @@ static void slot_free(gpointer data)
 }
 
 /* Takes lmr_type away from its current holder (takeover). */
+static void slot_forget_type(struct consumer_slot *slot, const char *type)
+{
+	for (guint i = 0; i < slot->types->len; i++)
+		if (!strcmp(g_ptr_array_index(slot->types, i), type)) {
+			g_ptr_array_remove_index_fast(slot->types, i);
+			return;
+		}
+}
+
 static void take_type(struct broker *b, struct consumer_slot *old, const char *type)
 {
 	g_hash_table_remove(b->holders, type);
-	g_ptr_array_remove_fast(old->types, (gpointer)type);
+	slot_forget_type(old, type);
 	for (GList *l = b->entries.head; l; l = l->next) {
 		struct entry *e = l->data;
 
@@ -339,8 +348,12 @@ void broker_unsubscribe(struct broker *b, void *consumer)
 
 	if (!slot)
 		return;
-	for (guint i = 0; i < slot->types->len; i++)
-		g_hash_table_remove(b->holders, g_ptr_array_index(slot->types, i));
+	for (guint i = 0; i < slot->types->len; i++) {
+		const char *type = g_ptr_array_index(slot->types, i);
+
+		if (g_hash_table_lookup(b->holders, type) == slot)
+			g_hash_table_remove(b->holders, type);
+	}
 	slot_release_messages(b, slot);
 	g_hash_table_remove(b->slots, consumer);
 	dispatch(b);

@@ -112,6 +112,10 @@ static int split_body(const struct inbound_request *req, struct multipart *mp,
 	if (r == 0)
 		r = multipart_split(boundary, req->body, req->body_len, mp);
 	free(boundary);
+	if (r == MULTIPART_ERR_TOO_LARGE) {
+		verdict_set(v, 413, "Request Entity Too Large (%s)", multipart_strerror(r));
+		return -EMSGSIZE;
+	}
 	if (r < 0) {
 		verdict_set(v, 400, "Bad Request (%s)", multipart_strerror(r));
 		return -EBADMSG;

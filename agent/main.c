@@ -246,16 +246,11 @@ static int start_server(struct agent *a, const char *socket_override, char **err
 	return server_start(&sc, a->broker, &a->server, error);
 }
 
-static int start_sip(struct agent *a, char **error)
+static int start_sip(struct agent *a, const char *password, char **error)
 {
-	char *password = NULL;
 	int r;
 
-	r = creds_password(a->cfg, &password, error);
-	if (r < 0)
-		return r;
 	r = sip_start(a->cfg, password, a->instance_urn, a->broker, &a->sip, error);
-	creds_free(password);
 	if (r == 0)
 		broker_set_sip(a->broker, &sip_broker_ops, a->sip);
 	return r;
@@ -294,6 +289,7 @@ static gboolean on_hangup(gpointer data)
 static int agent_start(struct agent *a, const struct options *o)
 {
 	g_autofree char *error = NULL;
+	char *password = NULL;
 	int r;
 
 	a->config_path = o->config ? g_strdup(o->config) : default_config_path();
@@ -305,6 +301,8 @@ static int agent_start(struct agent *a, const struct options *o)
 						       : default_state_dir();
 		r = prepare_state_dir(a->state_dir, &error);
 	}
+	if (r == 0)  /* first, so a bad password source fails before anything starts */
+		r = creds_password(a->cfg, &password, &error);
 	if (r == 0)
 		r = load_instance(a, &error);
 	if (r == 0)
@@ -312,7 +310,8 @@ static int agent_start(struct agent *a, const struct options *o)
 	if (r == 0)
 		r = start_server(a, o->socket, &error);
 	if (r == 0)
-		r = start_sip(a, &error);
+		r = start_sip(a, password, &error);
+	creds_free(password);
 	if (r < 0)
 		fprintf(stderr, AGENT_NAME ": %s\n", error ? error : g_strerror(-r));
 	return r;

@@ -46,6 +46,7 @@
 #define SERVER_SEND_TIMEOUT_MAX_MS	300000
 #define SERVER_MAX_SENDS		16	/* outstanding per connection */
 #define SERVER_CLIENT_NAME_MAX		64	/* kept for log lines */
+#define SERVER_DRAIN_TIMEOUT_S		10	/* for a last reply nobody reads */
 #define SERVER_FRAME_BUFFER_MAX		(FRAME_HEADER_LEN + FRAME_MAX_LEN)
 #define SERVER_DIR_MODE			0750
 #define SERVER_SOCKET_MODE		0660
@@ -73,6 +74,7 @@ struct conn {
 	GSource *source;
 	gpointer fd_tag;
 	guint reap_id;
+	guint drain_id;
 	char client_name[SERVER_CLIENT_NAME_MAX + 1];
 
 	struct frame_decoder in;
@@ -508,11 +510,12 @@ static void conn_update_watch(struct conn *c)
 		cond = G_IO_IN;
 		break;
 	case CONN_STATE_DRAINING:
-	case CONN_STATE_DEAD:
 		break;
+	case CONN_STATE_DEAD:
+		return;		/* its source is gone */
 	}
 
-	if (c->state != CONN_STATE_DEAD && c->out_bytes > 0)
+	if (c->out_bytes > 0)
 		cond |= G_IO_OUT;
 
 	g_source_modify_unix_fd(c->source, c->fd_tag, cond);
@@ -527,13 +530,26 @@ static void conn_close(struct conn *c)
 	if (c->state == CONN_STATE_DEAD)
 		return;
 
+	/* Off the poll set at once: a shut-down socket polls as HUP forever
+	 * and would starve the idle source that frees it. */
 	c->state = CONN_STATE_DEAD;
-	conn_update_watch(c);
+	g_source_destroy(c->source);
 	shutdown(c->fd, SHUT_RDWR);
 	c->reap_id = g_idle_add(conn_reap, c);
 }
 
-/* Stops reading and closes once the queued output is written. */
+static gboolean conn_drain_expired(gpointer data)
+{
+	struct conn *c = data;
+
+	c->drain_id = 0;
+	g_debug("connection %u: last reply not read in time", c->serial);
+	conn_close(c);
+	return G_SOURCE_REMOVE;
+}
+
+/* Stops reading and closes once the queued output is written, or after a
+ * while if the peer does not read it. */
 static void conn_finish(struct conn *c)
 {
 	if (c->state == CONN_STATE_DEAD || c->state == CONN_STATE_DRAINING)
@@ -545,6 +561,8 @@ static void conn_finish(struct conn *c)
 		return;
 	}
 	conn_update_watch(c);
+	c->drain_id = g_timeout_add_seconds(SERVER_DRAIN_TIMEOUT_S,
+					    conn_drain_expired, c);
 }
 
 static void conn_flush(struct conn *c)
@@ -603,8 +621,7 @@ static int conn_queue(struct conn *c, const uint8_t *frame, size_t len)
 	c->out_bytes += len;
 
 	conn_flush(c);
-	if (c->state != CONN_STATE_DEAD)
-		conn_update_watch(c);
+	conn_update_watch(c);
 	return 0;
 }
 
@@ -1155,8 +1172,7 @@ static void conn_io(struct conn *c, GIOCondition revents)
 		return;
 
 	conn_maybe_ready(c);
-	if (c->state != CONN_STATE_DEAD)
-		conn_update_watch(c);
+	conn_update_watch(c);
 }
 
 static gboolean conn_source_dispatch(GSource *source, GSourceFunc callback,
@@ -1191,6 +1207,8 @@ static void conn_destroy(struct conn *c)
 		g_free(ps);
 	}
 
+	if (c->drain_id)
+		g_source_remove(c->drain_id);
 	g_queue_remove(&s->conns, c);
 	g_source_destroy(c->source);
 	g_source_unref(c->source);
@@ -1378,10 +1396,9 @@ static int lookup_uid(const char *name, uid_t *uid)
 	struct passwd pw, *found = NULL;
 	size_t buflen;
 	char *buf;
-	int r;
 
 	buf = passwd_buffer(&buflen);
-	while ((r = getpwnam_r(name, &pw, buf, buflen, &found)) == ERANGE) {
+	while (getpwnam_r(name, &pw, buf, buflen, &found) == ERANGE) {
 		buflen *= 2;
 		buf = g_realloc(buf, buflen);
 	}
@@ -1716,6 +1733,11 @@ void server_stop(struct server *s)
 		remove_socket_file(s);
 		close(s->listen_fd);
 	}
+
+	/* Dead first: unsubscribing one makes the broker offer its messages
+	 * to the others, which must refuse them now. */
+	for (GList *l = s->conns.head; l; l = l->next)
+		((struct conn *) l->data)->state = CONN_STATE_DEAD;
 
 	while ((c = g_queue_peek_head(&s->conns))) {
 		if (c->reap_id)

@@ -4,6 +4,7 @@
  * spool_record, broker calls).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,7 @@ struct sip_op;
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_glib.h>
+#include <sofia-sip/su_log.h>
 #include <sofia-sip/url.h>
 
 #include "inbound.h"
@@ -65,6 +67,7 @@ struct sip {
 	su_root_t *root;
 	nua_t *nua;
 	char *password;
+	char *features;                 /* Contact feature tags */
 	const char *const *kmf_uris;
 	struct inbound_policy policy;
 
@@ -138,7 +141,7 @@ static void reg_send(struct sip *s)
 	snprintf(expires, sizeof(expires), "%u", s->cfg->server.expires);
 	nua_register(s->reg.nh,
 		     NUTAG_REGISTRAR(URL_STRING_MAKE(s->cfg->server.registrar)),
-		     NUTAG_M_FEATURES(SIP_FEATURES),
+		     NUTAG_M_FEATURES(s->features),
 		     NUTAG_OUTBOUND("no-validate"),
 		     SIPTAG_EXPIRES_STR(expires), TAG_END());
 	reg_publish(s, BROKER_REG_REGISTERING, 0, NULL);
@@ -182,6 +185,7 @@ static bool authenticate(struct sip *s, struct sip_op *op, sip_t const *sip)
 		}
 	}
 	op->auth_tried = true;
+	g_debug("SIP: challenged for realm %s, answering as %s", realm, s->cfg->auth.username);
 	cred = g_strdup_printf("%s:%s:%s:%s", au->au_scheme, realm,
 			       s->cfg->auth.username, s->password);
 	nua_authenticate(op->nh, NUTAG_AUTH(cred), TAG_END());
@@ -464,6 +468,21 @@ static void on_nua_event(nua_event_t event, int status, char const *phrase,
 
 /* --- life cycle --- */
 
+/* sofia-sip's own diagnostics go to the GLib log at debug level. */
+static void sofia_log(void *stream, char const *fmt, va_list ap)
+{
+	g_autofree char *line = g_strdup_vprintf(fmt, ap);
+
+	(void)stream;
+	g_debug("sofia: %s", g_strchomp(line));
+}
+
+/* Contact feature tags of DESIGN §2, +sip.instance included. */
+static char *contact_features(const char *instance_urn)
+{
+	return g_strdup_printf("%s;+sip.instance=\"<%s>\"", SIP_FEATURES, instance_urn);
+}
+
 static char *bind_url(const struct lmrsec_config *cfg)
 {
 	const char *addr = cfg->server.local_address ? cfg->server.local_address : "*";
@@ -496,7 +515,10 @@ int sip_start(const struct lmrsec_config *cfg, const char *password,
 						       : cfg->server.registrar;
 
 	su_init();
+	su_log_redirect(su_log_default, sofia_log, NULL);
+	su_log_redirect(su_log_global, sofia_log, NULL);
 	su_home_init(s->home);
+	s->features = contact_features(instance_urn);
 	s->cfg = cfg;
 	s->broker = broker;
 	s->password = g_strdup(password);
@@ -520,8 +542,7 @@ int sip_start(const struct lmrsec_config *cfg, const char *password,
 			    NUTAG_APPL_METHOD("MESSAGE"),
 			    NUTAG_ALLOW("MESSAGE"),
 			    NUTAG_OUTBOUND("no-validate"),
-			    NUTAG_M_FEATURES(SIP_FEATURES),
-			    NUTAG_INSTANCE(instance_urn),
+			    NUTAG_M_FEATURES(s->features),
 			    NUTAG_M_USERNAME(cfg->auth.username),
 			    TAG_END());
 	if (!s->nua) {
@@ -553,6 +574,7 @@ void sip_free(struct sip *s)
 		g_free(s->password);
 	}
 	g_free(s->reg_reason);
+	g_free(s->features);
 	su_home_deinit(s->home);
 	su_deinit();
 	g_free(s);

@@ -507,9 +507,9 @@ static int spool_check_identity(struct spool *s, int64_t version)
 		return -EINVAL;
 	}
 
-	if (version > SPOOL_SCHEMA_VERSION) {
-		spool_set_msg(s, "spool schema version %lld is newer than this "
-			      "agent's (%d)", (long long) version,
+	if (version < 0 || version > SPOOL_SCHEMA_VERSION) {
+		spool_set_msg(s, "spool schema version %lld is not one this "
+			      "agent knows (0 to %d)", (long long) version,
 			      SPOOL_SCHEMA_VERSION);
 		return -EPROTONOSUPPORT;
 	}
@@ -608,6 +608,21 @@ static int spool_open_steps(struct spool *s)
 	return spool_check_sidecars(s);
 }
 
+/* One line naming the file (once) and the problem; NULL without memory. */
+static char *spool_open_error(const struct spool *s, int r)
+{
+	const char *problem = s->errmsg[0] ? s->errmsg : strerror(-r);
+	char *line;
+	int n;
+
+	if (strstr(problem, s->path))
+		n = asprintf(&line, "spool: %s", problem);
+	else
+		n = asprintf(&line, "spool %s: %s", s->path, problem);
+
+	return n < 0 ? NULL : line;
+}
+
 int spool_open(const char *path, struct spool **out, char **errmsg)
 {
 	struct spool *s;
@@ -637,10 +652,8 @@ int spool_open(const char *path, struct spool **out, char **errmsg)
 
 	r = spool_open_steps(s);
 	if (r < 0) {
-		if (errmsg && asprintf(errmsg, "spool %s: %s", path,
-				       s->errmsg[0] ? s->errmsg :
-				       strerror(-r)) < 0)
-			*errmsg = NULL;
+		if (errmsg)
+			*errmsg = spool_open_error(s, r);
 
 		spool_close(s);
 		return r;

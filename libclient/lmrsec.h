@@ -2,10 +2,18 @@
  * liblmrsec — talk to lmrsec-agent over its local socket.
  *
  * C99, libc only.  One handle per connection.  Every blocking call takes a
- * timeout in milliseconds (-1 waits forever, 0 polls).  Functions return 0
- * (or a positive count where documented) on success and a negative errno on
- * failure; lmrsec_strerror() turns it into text.  Payload buffers handed to
- * the caller are wiped when freed.
+ * timeout in milliseconds (-1 waits forever, 0 polls) and never blocks past
+ * it: the connect, every write and every read are bounded by one deadline.
+ * Functions return 0 (or a positive count where documented) on success and a
+ * negative errno on failure; lmrsec_strerror() turns it into text.  Payload
+ * buffers handed to the caller are wiped when freed.  No signal is raised by
+ * the library (no SIGPIPE); a call waiting for the agent returns -EINTR when
+ * a signal handler runs, so a program can stop on SIGINT/SIGTERM.
+ *
+ * Thread-compatible: no global state; a handle is used by one thread at a
+ * time.  After the connection is lost (the agent closed it, a malformed
+ * frame, a write cut short by its timeout) every call on the handle returns
+ * that error; close it and connect again.
  *
  * Typical consumer:
  *     struct lmrsec *c;
@@ -35,9 +43,13 @@ extern "C" {
 #define LMRSEC_PROTOCOL_VERSION 1
 /* Environment variable overriding the default socket path. */
 #define LMRSEC_SOCKET_ENV "LMRSEC_SOCKET"
+/* Timeout of lmrsec_connect(), in milliseconds. */
+#define LMRSEC_DEFAULT_TIMEOUT_MS 5000
 
 struct lmrsec;
 
+/* One payload handed to a consumer.  The strings are never NULL ("" when
+ * the agent did not send one). */
 struct lmrsec_delivery {
 	uint64_t id;
 	char *lmr_type;
@@ -66,23 +78,34 @@ struct lmrsec_status {
 	char last_reason[128];
 	uint64_t spool_messages;
 	uint64_t spool_bytes;
-	char consumers[512];         /* LMR types with a consumer, comma separated */
+	char consumers[512];         /* LMR types with a consumer, comma separated
+	                                (truncated if longer) */
 	uint64_t received, delivered, acked, rejected, sent;
 };
 
-/* The socket path used when none is given: $LMRSEC_SOCKET, else
- * $XDG_RUNTIME_DIR/lmrsec/agent.sock, else /run/lmrsec/agent.sock.
- * Writes into buf; returns 0 or -ENAMETOOLONG. */
+/* The socket path used when none is given:
+ *   1. $LMRSEC_SOCKET when set and not empty;
+ *   2. else $XDG_RUNTIME_DIR/lmrsec/agent.sock when XDG_RUNTIME_DIR is set
+ *      and not empty and the effective uid is not 0 (the agent as a
+ *      `systemd --user` service);
+ *   3. else /run/lmrsec/agent.sock (the system service; root always talks
+ *      to it unless LMRSEC_SOCKET says otherwise).
+ * Writes into buf; returns 0, -EINVAL or -ENAMETOOLONG. */
 int lmrsec_default_path(char *buf, size_t size);
 
 /* Connects (path NULL = default) and negotiates the protocol version.
- * -ENOENT/-ECONNREFUSED: no agent; -EPROTONOSUPPORT: version mismatch. */
+ * -ENOENT/-ECONNREFUSED: no agent; -EACCES: not allowed on the socket;
+ * -EPROTONOSUPPORT: version mismatch; -ETIMEDOUT.  lmrsec_connect() waits
+ * at most LMRSEC_DEFAULT_TIMEOUT_MS. */
 int lmrsec_connect(const char *path, struct lmrsec **out);
 int lmrsec_connect_timeout(const char *path, int timeout_ms, struct lmrsec **out);
 /* Protocol version agreed with the agent, and the agent's version string. */
 int lmrsec_protocol_version(const struct lmrsec *c);
 const char *lmrsec_agent_version(const struct lmrsec *c);
-/* File descriptor for the caller's own poll loop (readable = data waiting). */
+/* File descriptor for the caller's own poll loop (readable = data waiting).
+ * Deliveries that arrive while another call waits for its reply are read
+ * and kept in the handle, where the fd no longer shows them: also call
+ * lmrsec_next_delivery(c, &d, 0) while lmrsec_pending(c) > 0. */
 int lmrsec_fd(const struct lmrsec *c);
 void lmrsec_close(struct lmrsec *c);
 
@@ -90,12 +113,23 @@ void lmrsec_close(struct lmrsec *c);
  * takeover != 0 replaces a consumer already holding one of the types.
  * -EBUSY: another consumer holds a type. */
 int lmrsec_subscribe(struct lmrsec *c, const char *const *types, int takeover, int timeout_ms);
-/* Waits for the next payload.  -ETIMEDOUT when none came in time. */
+/* Waits for the next payload, in the order the agent sent them.
+ * -ETIMEDOUT when none came in time (0 polls).  An error the agent sent
+ * unasked (e.g. -EBUSY "taken over by another consumer") is returned in its
+ * place in the stream, its text in lmrsec_last_error(); -EPROTO for a
+ * delivery that could not be parsed. */
 int lmrsec_next_delivery(struct lmrsec *c, struct lmrsec_delivery **out, int timeout_ms);
+/* Deliveries (and notices) already read and waiting in the handle. */
+int lmrsec_pending(const struct lmrsec *c);
 int lmrsec_ack(struct lmrsec *c, uint64_t id, int timeout_ms);
 int lmrsec_nack(struct lmrsec *c, uint64_t id, int timeout_ms);
+/* 1 when type is an LMR type token, [A-Za-z0-9_-]{1,16}, else 0.  ("*",
+ * every type, is accepted by lmrsec_subscribe() but is no token.) */
+int lmrsec_lmr_type_valid(const char *type);
 /* Wipes the payload and frees. */
 void lmrsec_delivery_free(struct lmrsec_delivery *d);
+/* 0 when SHA-256(payload) equals the agent's fingerprint, else -EBADMSG. */
+int lmrsec_delivery_verify(const struct lmrsec_delivery *d);
 
 /* Requester role. */
 int lmrsec_status(struct lmrsec *c, struct lmrsec_status *out, int timeout_ms);
@@ -103,15 +137,34 @@ int lmrsec_status(struct lmrsec *c, struct lmrsec_status *out, int timeout_ms);
  * KMF) and waits for the final SIP answer.  Returns 0 when the request was
  * carried out, whatever the SIP status (see result->sip_status); a negative
  * errno when the agent could not (-ENOTCONN: not registered in time). */
+/* lmr_type: [A-Za-z0-9_-]{1,16}; payload: 1 to 65535 bytes (else -EINVAL).
+ * The agent is given most of timeout_ms (the rest is left for its answer to
+ * come back), so "not registered" arrives as -ENOTCONN, not -ETIMEDOUT. */
 int lmrsec_send(struct lmrsec *c, const char *lmr_type, const char *to,
 		const void *payload, size_t payload_len,
 		struct lmrsec_send_result *result, int timeout_ms);
+/* Non-blocking form: lmrsec_send_start() writes the request (the write
+ * bounded by timeout_ms) and returns; the agent has timeout_ms to get the
+ * final answer (-1: the agent's default).  lmrsec_send_finish() collects
+ * it: as lmrsec_send(), or -ETIMEDOUT when it has not come within its own
+ * timeout_ms (0 polls), the send then still outstanding.  Deliveries that
+ * arrive meanwhile are queued.  One send outstanding per handle: -EALREADY. */
+int lmrsec_send_start(struct lmrsec *c, const char *lmr_type, const char *to,
+		      const void *payload, size_t payload_len, int timeout_ms);
+int lmrsec_send_finish(struct lmrsec *c, struct lmrsec_send_result *result,
+		       int timeout_ms);
 
 /* Text for a negative errno returned by this library, or for the last error
  * the agent sent (lmrsec_last_error). */
 const char *lmrsec_strerror(int err);
-/* The agent's own message for the last error it reported on this handle, or "". */
+/* The agent's own message for the last error it reported on this handle, or "".
+ * Cleared when a request starts. */
 const char *lmrsec_last_error(const struct lmrsec *c);
+
+/* SHA-256 of data (FIPS 180-4), as the agent computes payload fingerprints,
+ * and its lower-case hex form (64 digits and a NUL). */
+void lmrsec_sha256(const void *data, size_t len, uint8_t out[32]);
+void lmrsec_fingerprint_hex(const uint8_t fp[32], char out[65]);
 
 #ifdef __cplusplus
 }

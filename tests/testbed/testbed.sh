@@ -1,4 +1,5 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
+# (SC2034: the TB_* variables set here are this library's outputs.)
 #
 # lmrsec real-peer test bed: a bash library sourced by tests/integration/*.sh.
 #
@@ -16,12 +17,21 @@
 #   tb_pass
 #
 # Exit codes follow automake: 0 pass, 1 fail, 77 skip. Progress lines start
-# with "# " so a CI log shows what happened.  See README/report for the full
-# function list; each function is documented where it is defined.
+# with "# " so a CI log shows what happened. Each function is documented
+# just above its definition (grep '^# tb_' testbed.sh lists them); names
+# starting with tb__ are internal.
 
 TB_TESTBED_DIR=${TB_TESTBED_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 
+# The interpreter behind "python3", resolved once: a version-manager shim
+# (pyenv) costs ~0.2 s per start, and the bed starts python3 often.
+TB_PYTHON=${TB_PYTHON:-$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)}
+TB_PYTHON=${TB_PYTHON:-python3}
+# No __pycache__ in the source tree (it may be read-only under distcheck).
+export PYTHONDONTWRITEBYTECODE=1
+
 TB_DIR=
+TB_T0=
 TB_PIDS=()          # every process we started, stopped at exit
 TB_PID_NAMES=()
 TB_PORTS_FILE=
@@ -29,18 +39,32 @@ TB_SIPP_TIMEOUT=${TB_SIPP_TIMEOUT:-20}
 TB_LAST_PID=
 TB_KAM_PID=
 TB_KAM_PORT=
+TB_KAM_DOMAIN=
 TB_KAM_CHILD_PIDS=()
 
 # --- messages and results ---------------------------------------------------
 
-# tb_log MSG...            print a progress line "# MSG"
+# tb_log MSG...            print a progress line "# [seconds since tb_init] MSG"
 tb_log() {
-	printf '# %s\n' "$*"
+	if [ -n "${TB_T0:-}" ] && [ -n "${EPOCHREALTIME:-}" ]; then
+		printf '# [%6.2fs] %s\n' "$(tb__elapsed)" "$*"
+	else
+		printf '# %s\n' "$*"
+	fi
 }
 
-# tb_fail MSG...           print "# FAIL: MSG" and exit 1 (logs kept)
+tb__elapsed() {
+	local now=${EPOCHREALTIME/[.,]/}
+	local ms=$(((now - TB_T0) / 1000))
+	printf '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
+
+# tb_fail MSG...           print "# FAIL: MSG" and exit 1 (logs kept); from a
+#                          subshell such as PORT=$(tb_free_port) it ends the
+#                          test too
 tb_fail() {
 	printf '# FAIL: %s\n' "$*" >&2
+	[ "${BASHPID:-$$}" = "$$" ] || kill -USR1 "$$" 2>/dev/null
 	exit 1
 }
 
@@ -71,6 +95,7 @@ tb_require() {
 #                          and install the EXIT/INT/TERM cleanup
 tb_init() {
 	local name=${1:-test}
+	[ -z "${EPOCHREALTIME:-}" ] || TB_T0=${EPOCHREALTIME/[.,]/}
 	TB_DIR=$(mktemp -d "${TMPDIR:-/tmp}/lmrsec-tb-$name.XXXXXX") ||
 		{ echo "# FAIL: cannot create a work directory" >&2; exit 1; }
 	TB_PORTS_FILE=$TB_DIR/ports
@@ -78,12 +103,13 @@ tb_init() {
 	trap 'tb__cleanup $?' EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	trap 'exit 1' USR1
 	tb_log "work directory $TB_DIR"
 }
 
 tb__cleanup() {
 	local rc=$1 i f
-	trap - EXIT INT TERM
+	trap - EXIT INT TERM USR1
 	for ((i = ${#TB_PIDS[@]} - 1; i >= 0; i--)); do
 		tb_pid_alive "${TB_PIDS[i]}" || continue
 		tb_log "stopping ${TB_PID_NAMES[i]} (pid ${TB_PIDS[i]})"
@@ -113,9 +139,12 @@ tb_track_pid() {
 
 # tb_pid_alive PID         true while PID exists and is not a zombie
 tb_pid_alive() {
-	local state
-	[ -r "/proc/$1/stat" ] || return 1
-	state=$(sed 's/^.*) \(.\).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+	local stat state
+	[ -n "$1" ] || return 1
+	read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+	# "pid (comm) S ...": the state follows the last ")".
+	state=${stat##*) }
+	state=${state%% *}
 	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
@@ -193,7 +222,11 @@ tb_stop_all() {
 #                          never one handed out before in this test
 tb_free_port() {
 	local proto=${1:-both} port
-	port=$(python3 - "$proto" "$TB_PORTS_FILE" <<'EOF'
+	case $proto in
+	udp | tcp | both) ;;
+	*) tb_fail "tb_free_port: protocol must be udp, tcp or both, not '$proto'" ;;
+	esac
+	port=$("$TB_PYTHON" - "$proto" "$TB_PORTS_FILE" <<'EOF'
 import random, socket, sys
 proto, used_file = sys.argv[1], sys.argv[2]
 try:
@@ -235,7 +268,7 @@ EOF
 # tb_sip_ping PORT [udp|tcp] [SECONDS]  true when a SIP OPTIONS to
 #                          127.0.0.1:PORT gets any response within SECONDS
 tb_sip_ping() {
-	python3 - "$1" "${2:-udp}" "${3:-1}" <<'EOF' 2>/dev/null
+	"$TB_PYTHON" - "$1" "${2:-udp}" "${3:-1}" <<'EOF' 2>/dev/null
 import socket, sys, os
 port, proto, secs = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
@@ -284,7 +317,7 @@ EOF
 tb_start_kamailio() {
 	local users="alice:alice-pw bob:bob-pw" domain=mc.test
 	local iwf_uri=sip:kmf@iwf.test iwf_addr=127.0.0.1:9 iwf_transport=udp
-	local psi_uri= port= tls_port= tls_cert= tls_key= tls_ca=
+	local psi_uri='' port='' tls_port='' tls_cert='' tls_key='' tls_ca=''
 	local fr_timer=30000 min_expires=1 max_expires=3600
 	local children=2 tcp_children=2 log_level=2 shm=256
 	while [ $# -gt 0 ]; do
@@ -315,16 +348,16 @@ tb_start_kamailio() {
 	tb_require kamailio python3
 	[ -n "$TB_DIR" ] || tb_fail "tb_start_kamailio: call tb_init first"
 
-	local dir=$TB_DIR/kamailio attempt fixed_port=$port
+	local dir=$TB_DIR/kamailio fixed_port=$port
 	mkdir -p "$dir/run" || tb_fail "cannot create $dir"
 	TB_KAM_CFG=$dir/kamailio.cfg
 	TB_KAM_LOG=$TB_DIR/kamailio.log
 	TB_KAM_DOMAIN=$domain
 	[ -z "$tls_port" ] || tb__kamailio_tls_cfg "$dir/tls.cfg" "$tls_cert" "$tls_key" "$tls_ca"
 
-	for attempt in 1 2 3; do
+	for _ in 1 2 3; do
 		[ -n "$fixed_port" ] || port=$(tb_free_port both)
-		python3 - "$TB_TESTBED_DIR/kamailio.cfg.in" "$TB_KAM_CFG" \
+		"$TB_PYTHON" - "$TB_TESTBED_DIR/kamailio.cfg.in" "$TB_KAM_CFG" \
 			PORT="$port" DOMAIN="$domain" RUNDIR="$dir/run" \
 			IWF_URI="$iwf_uri" PSI_URI="$psi_uri" IWF_ADDR="$iwf_addr" \
 			IWF_TRANSPORT="$iwf_transport" USERS="$users" \
@@ -375,7 +408,7 @@ EOF
 		TB_KAM_PORT=$port
 		tb_track_pid "$TB_KAM_PID" kamailio
 		if tb__kamailio_ready 10; then
-			TB_KAM_CHILD_PIDS=($(ps -o pid= --ppid "$TB_KAM_PID"))
+			read -r -a TB_KAM_CHILD_PIDS <<<"$(ps -o pid= --ppid "$TB_KAM_PID" | tr '\n' ' ')"
 			tb_log "kamailio ready (pid $TB_KAM_PID, ${#TB_KAM_CHILD_PIDS[@]} children)"
 			return 0
 		fi
@@ -402,7 +435,9 @@ tb__kamailio_ready() {
 }
 
 tb__kamailio_tls_cfg() {
-	[ -r "$2" ] && [ -r "$3" ] || tb_fail "--tls-port needs readable --tls-cert and --tls-key"
+	if [ ! -r "$2" ] || [ ! -r "$3" ]; then
+		tb_fail "--tls-port needs readable --tls-cert and --tls-key"
+	fi
 	{
 		echo "[server:default]"
 		echo "method = TLSv1.2+"
@@ -440,8 +475,8 @@ tb_scenario() {
 }
 
 # tb_sipp_bg NAME PORT SCENARIO [SIPP ARGS...]  start sipp in the background
-#   on 127.0.0.1:PORT with -nd -nostdin -m 1 -timeout $TB_SIPP_TIMEOUT s
-#   -timeout_error, traces in $TB_DIR/NAME.{msg,err,log}.log and screen output
+#   on 127.0.0.1:PORT with -nd -default_behaviors abortunexp -nostdin -m 1
+#   -timeout $TB_SIPP_TIMEOUT s -timeout_error, traces in $TB_DIR/NAME.{msg,err,log}.log and screen output
 #   in $TB_DIR/NAME.out. Pass the remote 127.0.0.1:PORT for a UAC, -key K V
 #   for scenario keys; a later -m or -timeout wins. Sets TB_LAST_PID.
 tb_sipp_bg() {
@@ -451,7 +486,10 @@ tb_sipp_bg() {
 	tb_require sipp
 	[ -r "$scen" ] || tb_fail "sipp scenario $scen not found"
 	# sipp resolves [file name=...] relative to its working directory.
-	(cd "$TB_DIR" && exec sipp -nd -nostdin -i 127.0.0.1 -p "$port" -sf "$scen" \
+	# -nd alone would also turn off "abort on unexpected message": a call
+	# answered 401/403 instead of 200 would then retransmit until -timeout.
+	(cd "$TB_DIR" && exec sipp -nd -default_behaviors abortunexp -nostdin \
+		-i 127.0.0.1 -p "$port" -sf "$scen" \
 		-m 1 -timeout "${TB_SIPP_TIMEOUT}s" -timeout_error \
 		-trace_msg -message_file "$TB_DIR/$name.msg.log" \
 		-trace_err -error_file "$TB_DIR/$name.err.log" \
@@ -468,7 +506,7 @@ tb_sipp() {
 	tb_sipp_bg "$@"
 	tb_wait_pid "$TB_LAST_PID" $((TB_SIPP_TIMEOUT + 5))
 	local rc=$?
-	[ "$rc" -eq 0 ] || tb_log "sipp $name exited $rc (see $TB_DIR/$name.*)"
+	[ "$rc" -eq 0 ] || tb_log "sipp $name exited $rc (traces: $TB_DIR/$name.*)"
 	return "$rc"
 }
 
@@ -479,7 +517,7 @@ tb_sipp_wait_ready() {
 }
 
 tb__port_bound() {
-	python3 - "$1" "$2" <<'EOF'
+	"$TB_PYTHON" - "$1" "$2" <<'EOF'
 import socket, sys
 kind = socket.SOCK_STREAM if sys.argv[2] == "tcp" else socket.SOCK_DGRAM
 s = socket.socket(socket.AF_INET, kind)
@@ -494,6 +532,46 @@ EOF
 # tb_trace NAME            path of the sipp message trace of run NAME
 tb_trace() {
 	echo "$TB_DIR/$1.msg.log"
+}
+
+# tb_statuses FILE        the status codes of the responses in a sipp message
+#                          trace, in order ("401 200"); a retransmission (same
+#                          status, Via branch and CSeq) counts once
+tb_statuses() {
+	"$TB_PYTHON" - "$1" <<'EOF'
+import re, sys
+try:
+    text = open(sys.argv[1], "rb").read().decode("latin-1")
+except OSError:
+    sys.exit(0)
+seen, out = set(), []
+# Entries start with a dashed line, then "UDP message received [n] bytes :"
+# or "... message sent (n bytes):"; "Unexpected ... message received:" repeats
+# one already logged.
+for entry in re.split(r"(?m)^-{20,}.*$", text):
+    head = entry.lstrip("\r\n").split("\n", 1)[0]
+    if not re.search(r"message (received|sent)", head) or head.startswith("Unexpected"):
+        continue
+    m = re.search(r"(?m)^SIP/2\.0 (\d{3})", entry)
+    if not m:
+        continue
+    branch = re.search(r"(?mi)^Via:.*?branch=([^;\s]+)", entry)
+    cseq = re.search(r"(?mi)^CSeq:\s*(.*?)\s*$", entry)
+    key = (m.group(1), branch and branch.group(1), cseq and cseq.group(1))
+    if key not in seen:
+        seen.add(key)
+        out.append(m.group(1))
+print(" ".join(out))
+EOF
+}
+
+# tb_expect_statuses NAME "401 200"  fail unless the sipp run NAME saw exactly
+#                          these responses
+tb_expect_statuses() {
+	local got
+	got=$(tb_statuses "$(tb_trace "$1")")
+	[ "$got" = "$2" ] || tb_fail "sipp $1: responses were '$got', expected '$2'"
+	tb_log "sipp $1: responses $got"
 }
 
 # tb_count FILE REGEX      number of lines of FILE matching the ERE
@@ -513,7 +591,7 @@ tb_assert_grep() {
 tb_iwf_send() {
 	local name=$1 rc
 	shift
-	"$TB_TESTBED_DIR/iwf-send" --proxy "127.0.0.1:$TB_KAM_PORT" "$@" \
+	"$TB_PYTHON" "$TB_TESTBED_DIR/iwf-send" --proxy "127.0.0.1:$TB_KAM_PORT" "$@" \
 		>"$TB_DIR/$name.out" 2>&1
 	rc=$?
 	sed 's/^/#   /' "$TB_DIR/$name.out"
@@ -526,7 +604,7 @@ tb_iwf_send() {
 tb_sink_start() {
 	local name=$1 port=$2
 	shift 2
-	"$TB_TESTBED_DIR/sip-sink" --port "$port" --out "$TB_DIR/$name" "$@" \
+	"$TB_PYTHON" "$TB_TESTBED_DIR/sip-sink" --port "$port" --out "$TB_DIR/$name" "$@" \
 		</dev/null >"$TB_DIR/$name.out" 2>&1 &
 	TB_LAST_PID=$!
 	tb_track_pid "$TB_LAST_PID" "sip-sink $name"

@@ -24,7 +24,7 @@
 
 #include <glib.h>
 
-#include "config.h"
+#include "../../agent/config.h"	/* not the autoconf config.h of the build dir */
 
 #define FILE_NAME	"/etc/lmrsec/agent.conf"
 

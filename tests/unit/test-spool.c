@@ -76,6 +76,16 @@ static void db_exec(sqlite3 *db, const char *sql)
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 }
 
+/* Runs sql on the closed database at path through a connection of our own. */
+static void db_set(const char *path, const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	db_exec(db, sql);
+	sqlite3_close(db);
+}
+
 /* --- a VFS around "unix" that fails writes or syncs on demand --- */
 
 struct fault_file {
@@ -541,6 +551,40 @@ static void test_open_refuses_symlink(void **state)
 	free(msg);
 }
 
+static void test_open_refuses_symlinked_wal(void **state)
+{
+	struct fixture *f = *state;
+	char target[160], wal[160];
+	int fd;
+
+	snprintf(target, sizeof(target), "%s/elsewhere", f->dir);
+	fd = open(target, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	sidecar(f, "-wal", wal, sizeof(wal));
+	assert_int_equal(symlink(target, wal), 0);
+
+	assert_int_equal(spool_open(f->path, &f->spool, NULL), -EINVAL);
+	assert_null(f->spool);
+}
+
+static void test_open_refuses_file_of_another_user(void **state)
+{
+	struct fixture *f = *state;
+	char *msg = NULL;
+	int fd;
+
+	fd = open(f->path, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	if (chown(f->path, geteuid() + 1, (gid_t) -1) < 0)
+		skip();		/* not root: cannot give the file away */
+
+	assert_int_equal(spool_open(f->path, &f->spool, &msg), -EPERM);
+	assert_non_null(strstr(msg, "owned by"));
+	free(msg);
+}
+
 static void test_open_refuses_foreign_database(void **state)
 {
 	struct fixture *f = *state;
@@ -561,17 +605,45 @@ static void test_open_refuses_newer_schema(void **state)
 {
 	struct fixture *f = *state;
 	char *msg = NULL;
-	sqlite3 *db;
 
 	assert_int_equal(spool_open(f->path, &f->spool, NULL), 0);
 	spool_close(f->spool);
 	f->spool = NULL;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	db_exec(db, "PRAGMA user_version = 99");
-	sqlite3_close(db);
+	db_set(f->path, "PRAGMA user_version = 99");
 
 	assert_int_equal(spool_open(f->path, &f->spool, &msg), -EPROTONOSUPPORT);
 	assert_non_null(strstr(msg, "99"));
+	free(msg);
+}
+
+static void test_open_refuses_negative_schema_version(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(spool_open(f->path, &f->spool, NULL), 0);
+	spool_close(f->spool);
+	f->spool = NULL;
+	db_set(f->path, "PRAGMA user_version = -1");
+
+	assert_int_equal(spool_open(f->path, &f->spool, NULL), -EPROTONOSUPPORT);
+}
+
+static void test_open_refuses_file_that_is_not_a_database(void **state)
+{
+	struct fixture *f = *state;
+	char junk[8192];
+	char *msg = NULL;
+	int fd;
+
+	memset(junk, 'J', sizeof(junk));
+	fd = open(f->path, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, junk, sizeof(junk)), sizeof(junk));
+	close(fd);
+
+	assert_int_equal(spool_open(f->path, &f->spool, &msg), -EIO);
+	assert_non_null(strstr(msg, "not a database"));
+	assert_non_null(strstr(msg, f->path));
 	free(msg);
 }
 
@@ -1264,8 +1336,12 @@ int main(void)
 		T(test_open_creates_files_0600),
 		T(test_open_tightens_loose_mode_with_warning),
 		T(test_open_refuses_symlink),
+		T(test_open_refuses_symlinked_wal),
+		T(test_open_refuses_file_of_another_user),
 		T(test_open_refuses_foreign_database),
 		T(test_open_refuses_newer_schema),
+		T(test_open_refuses_negative_schema_version),
+		T(test_open_refuses_file_that_is_not_a_database),
 		T(test_open_sets_schema_version),
 		T(test_pragmas_in_force),
 		T_OPEN(test_store_get_round_trip_binary_payload),

@@ -1,0 +1,1621 @@
+/*
+ * Unit tests for the key-delivery socket (agent/server.c) against a fake
+ * broker defined below (the only fake in the tree: broker.c is real
+ * elsewhere).  Real AF_UNIX sockets in a mkdtemp directory; the server runs
+ * on the default GLib main context, which the client helpers iterate.
+ *
+ * Built and run by hand from the top of the tree with:
+ *   gcc -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes \
+ *       -Wstrict-prototypes -Werror -g -Iagent -Ilibclient \
+ *       $(pkg-config --cflags glib-2.0 cmocka) \
+ *       agent/server.c libclient/frame.c tests/unit/test-server.c \
+ *       -o /tmp/test-server $(pkg-config --libs glib-2.0 cmocka)
+ * and the same with -fsanitize=address,undefined -fno-omit-frame-pointer
+ * -fno-sanitize-recover=undefined added.
+ * The peer-credential tests need root (they fork a child that becomes
+ * nobody, uid 65534); they are skipped otherwise.  TEST_VERBOSE=1 prints
+ * the server's log lines.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "broker.h"
+#include "frame.h"
+#include "proto.h"
+#include "server.h"
+
+#define NOBODY_UID	65534
+#define NOGROUP_GID	65534
+#define WAIT_MS		3000
+
+/* ---------- the fake broker ---------- */
+
+#define FAKE_MAX_SENDS 4
+
+struct fake_send {
+	broker_send_done_fn done;
+	void *ctx;
+	char *lmr_type;
+	char *to;
+	uint8_t *payload;
+	size_t payload_len;
+	unsigned timeout_ms;
+};
+
+static struct fake_broker {
+	/* behaviour */
+	int subscribe_result;
+	const char *holder;
+	int ack_result;
+	const struct spool_record *deliver_on_subscribe;
+
+	/* what the server did */
+	int n_subscribe;
+	char *types[PROTO_MAX_LMR_TYPES + 1];
+	bool takeover;
+	void *consumer;
+	broker_deliver_fn deliver;
+	broker_lost_fn lost;
+	int sync_deliver_result;
+	int n_unsubscribe;
+	void *unsubscribed;
+	int n_ready;
+	int n_ack, n_nack;
+	int64_t acked_id, nacked_id;
+	int n_send;
+	struct fake_send sends[FAKE_MAX_SENDS];
+	int n_cancel;
+	struct broker_send *cancelled;
+
+	struct broker_status status;
+} fake;
+
+static struct broker *const fake_b = (struct broker *) &fake;
+
+static void fake_reset(void)
+{
+	int i;
+
+	for (i = 0; fake.types[i]; i++)
+		g_free(fake.types[i]);
+	for (i = 0; i < FAKE_MAX_SENDS; i++) {
+		g_free(fake.sends[i].lmr_type);
+		g_free(fake.sends[i].to);
+		g_free(fake.sends[i].payload);
+	}
+	memset(&fake, 0, sizeof(fake));
+}
+
+/* The handle of send i, as broker_send returned it. */
+static struct broker_send *fake_handle(int i)
+{
+	return (struct broker_send *) &fake.sends[i];
+}
+
+const char *broker_reg_state_name(enum broker_reg_state s)
+{
+	switch (s) {
+	case BROKER_REG_UNREGISTERED:
+		return "unregistered";
+	case BROKER_REG_REGISTERING:
+		return "registering";
+	case BROKER_REG_REGISTERED:
+		return "registered";
+	case BROKER_REG_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+int broker_subscribe(struct broker *b, void *consumer, const char *const *types,
+		     bool takeover, broker_deliver_fn deliver, broker_lost_fn lost,
+		     const char **holder_type)
+{
+	int i;
+
+	assert_ptr_equal(b, fake_b);
+	fake.n_subscribe++;
+	for (i = 0; types[i]; i++)
+		fake.types[i] = g_strdup(types[i]);
+	fake.takeover = takeover;
+	if (fake.subscribe_result < 0) {
+		*holder_type = fake.holder;
+		return fake.subscribe_result;
+	}
+
+	fake.consumer = consumer;
+	fake.deliver = deliver;
+	fake.lost = lost;
+	if (fake.deliver_on_subscribe)
+		fake.sync_deliver_result = deliver(consumer, fake.deliver_on_subscribe);
+	return 0;
+}
+
+void broker_unsubscribe(struct broker *b, void *consumer)
+{
+	assert_ptr_equal(b, fake_b);
+	fake.n_unsubscribe++;
+	fake.unsubscribed = consumer;
+}
+
+void broker_consumer_ready(struct broker *b, void *consumer)
+{
+	assert_ptr_equal(b, fake_b);
+	assert_ptr_equal(consumer, fake.consumer);
+	fake.n_ready++;
+	if (fake.deliver_on_subscribe) {
+		fake.deliver(consumer, fake.deliver_on_subscribe);
+		fake.deliver_on_subscribe = NULL;
+	}
+}
+
+int broker_ack(struct broker *b, void *consumer, int64_t id)
+{
+	assert_ptr_equal(b, fake_b);
+	assert_ptr_equal(consumer, fake.consumer);
+	fake.n_ack++;
+	fake.acked_id = id;
+	return fake.ack_result;
+}
+
+int broker_nack(struct broker *b, void *consumer, int64_t id)
+{
+	assert_ptr_equal(b, fake_b);
+	assert_ptr_equal(consumer, fake.consumer);
+	fake.n_nack++;
+	fake.nacked_id = id;
+	return fake.ack_result;
+}
+
+struct broker_send *broker_send(struct broker *b, const struct broker_send_request *req,
+				broker_send_done_fn done, void *ctx)
+{
+	struct fake_send *s;
+
+	assert_ptr_equal(b, fake_b);
+	assert_true(fake.n_send < FAKE_MAX_SENDS);
+	s = &fake.sends[fake.n_send];
+	s->done = done;
+	s->ctx = ctx;
+	s->lmr_type = g_strdup(req->lmr_type);
+	s->to = g_strdup(req->to);
+	s->payload = g_memdup2(req->payload, req->payload_len);
+	s->payload_len = req->payload_len;
+	s->timeout_ms = req->timeout_ms;
+	return fake_handle(fake.n_send++);
+}
+
+void broker_send_cancel(struct broker *b, struct broker_send *s)
+{
+	assert_ptr_equal(b, fake_b);
+	fake.n_cancel++;
+	fake.cancelled = s;
+}
+
+void broker_get_status(struct broker *b, struct broker_status *out)
+{
+	assert_ptr_equal(b, fake_b);
+	*out = fake.status;
+}
+
+/* ---------- log capture ---------- */
+
+static char last_warning[512];
+
+static void capture_log(const gchar *domain, GLogLevelFlags level,
+			const gchar *message, gpointer data)
+{
+	(void) domain;
+	(void) data;
+	if (level & G_LOG_LEVEL_WARNING)
+		g_strlcpy(last_warning, message, sizeof(last_warning));
+	if (getenv("TEST_VERBOSE"))
+		fprintf(stderr, "  [server] %s\n", message);
+}
+
+/* ---------- fixture ---------- */
+
+struct fixture {
+	char dir[64];
+	char sockdir[128];
+	char path[192];
+	struct server *server;
+};
+
+static int setup(void **state)
+{
+	struct fixture *fx = g_new0(struct fixture, 1);
+
+	g_strlcpy(fx->dir, "/tmp/test-server-XXXXXX", sizeof(fx->dir));
+	assert_non_null(mkdtemp(fx->dir));
+	snprintf(fx->sockdir, sizeof(fx->sockdir), "%s/lmrsec", fx->dir);
+	snprintf(fx->path, sizeof(fx->path), "%s/agent.sock", fx->sockdir);
+	fake_reset();
+	last_warning[0] = '\0';
+	*state = fx;
+	return 0;
+}
+
+static void pump(void)
+{
+	int i;
+
+	for (i = 0; i < 50 && g_main_context_iteration(NULL, FALSE); i++)
+		;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+	char *cmd;
+
+	server_stop(fx->server);
+	pump();
+	cmd = g_strdup_printf("rm -rf '%s'", fx->dir);
+	assert_int_equal(system(cmd), 0);
+	g_free(cmd);
+	fake_reset();
+	g_free(fx);
+	return 0;
+}
+
+static struct server_config default_config(const struct fixture *fx)
+{
+	return (struct server_config) {
+		.path = fx->path,
+		.listen_fd = -1,
+		.agent_version = "test-1.0",
+	};
+}
+
+static int start_with(struct fixture *fx, const struct server_config *cfg)
+{
+	char *error = NULL;
+	int r;
+
+	r = server_start(cfg, fake_b, &fx->server, &error);
+	if (r < 0)
+		fprintf(stderr, "  server_start: %s\n", error);
+	g_free(error);
+	return r;
+}
+
+static void start(struct fixture *fx)
+{
+	struct server_config cfg = default_config(fx);
+
+	assert_int_equal(start_with(fx, &cfg), 0);
+}
+
+/* ---------- client side ---------- */
+
+struct client {
+	int fd;
+	struct frame_decoder dec;
+};
+
+struct reply {
+	uint8_t type;
+	uint32_t id;
+	uint8_t *body;
+	size_t len;
+};
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+	if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+		int e = -errno;
+
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+static struct client *client_new(const struct fixture *fx)
+{
+	struct client *c = g_new0(struct client, 1);
+
+	c->fd = connect_to(fx->path);
+	assert_true(c->fd >= 0);
+	frame_decoder_init(&c->dec);
+	pump();
+	return c;
+}
+
+static void client_free(struct client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	frame_decoder_clear(&c->dec);
+	g_free(c);
+}
+
+static void reply_clear(struct reply *r)
+{
+	g_free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+static void send_all(int fd, const uint8_t *p, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = send(fd, p, len, MSG_NOSIGNAL);
+		assert_true(n > 0);
+		p += n;
+		len -= (size_t) n;
+	}
+}
+
+static void client_send(struct client *c, struct frame_writer *w)
+{
+	const uint8_t *frame;
+	size_t len;
+
+	assert_int_equal(frame_writer_end(w, &frame, &len), 0);
+	send_all(c->fd, frame, len);
+	frame_writer_clear(w);
+	pump();
+}
+
+/* Next frame from the agent: 0, -ECONNRESET on end of stream, -ETIMEDOUT. */
+static int client_recv(struct client *c, struct reply *out)
+{
+	gint64 deadline = g_get_monotonic_time() + WAIT_MS * 1000;
+	const uint8_t *body;
+	uint8_t *space;
+	size_t avail, len;
+	ssize_t n;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	while (g_get_monotonic_time() < deadline) {
+		r = frame_decoder_next(&c->dec, &body, &len);
+		assert_true(r >= 0);
+		if (r == 1) {
+			frame_reader_init(&(struct frame_reader) { 0 }, body, len,
+					  &out->type, &out->id);
+			out->body = g_memdup2(body, len);
+			out->len = len;
+			return 0;
+		}
+
+		pump();
+		assert_int_equal(frame_decoder_space(&c->dec, &space, &avail), 0);
+		n = recv(c->fd, space, avail, MSG_DONTWAIT);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0 && errno == ECONNRESET)
+			return -ECONNRESET;
+		if (n < 0) {
+			assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+			g_usleep(1000);
+			continue;
+		}
+		frame_decoder_commit(&c->dec, (size_t) n);
+	}
+	return -ETIMEDOUT;
+}
+
+static void client_expect(struct client *c, uint8_t type, uint32_t id,
+			  struct reply *out)
+{
+	assert_int_equal(client_recv(c, out), 0);
+	assert_int_equal(out->type, type);
+	assert_int_equal(out->id, id);
+}
+
+static void client_expect_eof(struct client *c)
+{
+	struct reply r;
+
+	assert_int_equal(client_recv(c, &r), -ECONNRESET);
+}
+
+/* Count of fields with tag; the first one's value in *v, *len. */
+static int reply_field(const struct reply *r, uint8_t tag,
+		       const uint8_t **v, uint32_t *len)
+{
+	struct frame_reader rd;
+	const uint8_t *fv;
+	uint32_t flen;
+	uint8_t ftag;
+	int n = 0;
+
+	assert_int_equal(frame_reader_init(&rd, r->body, r->len, NULL, NULL), 0);
+	while (frame_reader_field(&rd, &ftag, &fv, &flen) == 1) {
+		if (ftag != tag)
+			continue;
+		if (n++ == 0 && v) {
+			*v = fv;
+			*len = flen;
+		}
+	}
+	return n;
+}
+
+static uint32_t reply_u32(const struct reply *r, uint8_t tag)
+{
+	const uint8_t *v;
+	uint32_t len, x;
+
+	assert_true(reply_field(r, tag, &v, &len) >= 1);
+	assert_int_equal(frame_value_u32(v, len, &x), 0);
+	return x;
+}
+
+static uint64_t reply_u64(const struct reply *r, uint8_t tag)
+{
+	const uint8_t *v;
+	uint32_t len;
+	uint64_t x;
+
+	assert_true(reply_field(r, tag, &v, &len) >= 1);
+	assert_int_equal(frame_value_u64(v, len, &x), 0);
+	return x;
+}
+
+/* A copy of the first field with tag as a string; g_free() it. */
+static char *reply_str(const struct reply *r, uint8_t tag)
+{
+	const uint8_t *v;
+	uint32_t len;
+
+	assert_true(reply_field(r, tag, &v, &len) >= 1);
+	return g_strndup((const char *) v, len);
+}
+
+static void assert_error(const struct reply *r, uint32_t id, int code,
+			 const char *text_part)
+{
+	char *text;
+
+	assert_int_equal(r->type, PROTO_MSG_ERROR);
+	assert_int_equal(r->id, id);
+	assert_int_equal(reply_u32(r, PROTO_TAG_ERROR_CODE), code);
+	text = reply_str(r, PROTO_TAG_ERROR_TEXT);
+	if (!strstr(text, text_part))
+		fail_msg("error text \"%s\" lacks \"%s\"", text, text_part);
+	g_free(text);
+}
+
+static void send_hello(struct client *c, uint32_t id, uint32_t vmin, uint32_t vmax)
+{
+	struct frame_writer w;
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_HELLO, id);
+	frame_writer_u32(&w, PROTO_TAG_VERSION_MIN, vmin);
+	frame_writer_u32(&w, PROTO_TAG_VERSION_MAX, vmax);
+	frame_writer_str(&w, PROTO_TAG_CLIENT_NAME, "test-server");
+	client_send(c, &w);
+}
+
+static struct client *client_ready(const struct fixture *fx)
+{
+	struct client *c = client_new(fx);
+	struct reply r;
+
+	send_hello(c, 1, 1, 1);
+	client_expect(c, PROTO_MSG_HELLO_OK, 1, &r);
+	reply_clear(&r);
+	return c;
+}
+
+static void send_empty(struct client *c, uint8_t type, uint32_t id)
+{
+	struct frame_writer w;
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, type, id);
+	client_send(c, &w);
+}
+
+static void send_message_id(struct client *c, uint8_t type, uint32_t id,
+			    uint64_t msg_id)
+{
+	struct frame_writer w;
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, type, id);
+	frame_writer_u64(&w, PROTO_TAG_MESSAGE_ID, msg_id);
+	client_send(c, &w);
+}
+
+static struct client *consumer_ready(const struct fixture *fx)
+{
+	struct client *c = client_ready(fx);
+	struct frame_writer w;
+	struct reply r;
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_SUBSCRIBE, 2);
+	frame_writer_str(&w, PROTO_TAG_LMR_TYPE, "TETRA");
+	client_send(c, &w);
+	client_expect(c, PROTO_MSG_OK, 2, &r);
+	reply_clear(&r);
+	assert_non_null(fake.consumer);
+	return c;
+}
+
+static void send_payload(struct client *c, uint32_t id, const char *to,
+			 size_t payload_len, uint32_t timeout_ms)
+{
+	uint8_t *payload = g_malloc(payload_len + 1);
+	struct frame_writer w;
+	size_t i;
+
+	for (i = 0; i < payload_len; i++)
+		payload[i] = (uint8_t) i;
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_SEND, id);
+	frame_writer_str(&w, PROTO_TAG_LMR_TYPE, "TETRA");
+	frame_writer_bytes(&w, PROTO_TAG_PAYLOAD, payload, payload_len);
+	if (to)
+		frame_writer_str(&w, PROTO_TAG_TO, to);
+	if (timeout_ms)
+		frame_writer_u32(&w, PROTO_TAG_TIMEOUT_MS, timeout_ms);
+	client_send(c, &w);
+	g_free(payload);
+}
+
+/* A record as the broker would hand it over. */
+static void make_record(struct spool_record *rec, int64_t id, size_t payload_len)
+{
+	static char lmr_type[] = "TETRA";
+	static char kmf_uri[] = "sip:kmf@iwf.example.org";
+	static char mc_service_id[] = "sip:alice@mc.example.org";
+	static char sender[] = "sip:iwf@iwf.example.org";
+	size_t i;
+
+	memset(rec, 0, sizeof(*rec));
+	rec->id = id;
+	rec->received_us = INT64_C(1700000000123456);
+	rec->lmr_type = lmr_type;
+	rec->kmf_uri = kmf_uri;
+	rec->mc_service_id = mc_service_id;
+	rec->sender = sender;
+	rec->payload = g_malloc(payload_len);
+	rec->payload_len = payload_len;
+	for (i = 0; i < payload_len; i++)
+		rec->payload[i] = (uint8_t) (i * 7);
+	for (i = 0; i < SPOOL_FINGERPRINT_LEN; i++)
+		rec->fingerprint[i] = (uint8_t) (0xa0 + i);
+}
+
+static void pump_until_child_exits(pid_t pid, int *status)
+{
+	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	pid_t r;
+
+	while ((r = waitpid(pid, status, WNOHANG)) == 0) {
+		assert_true(g_get_monotonic_time() < deadline);
+		pump();
+		g_usleep(1000);
+	}
+	assert_int_equal(r, pid);
+}
+
+/* ---------- the socket file ---------- */
+
+static void test_socket_and_dir_modes(void **state)
+{
+	struct fixture *fx = *state;
+	struct stat st;
+
+	start(fx);
+	assert_int_equal(stat(fx->sockdir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0750);
+	assert_int_equal(lstat(fx->path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0660);
+}
+
+static void test_existing_dir_left_alone(void **state)
+{
+	struct fixture *fx = *state;
+	struct stat st;
+
+	assert_int_equal(mkdir(fx->sockdir, 0700), 0);
+	start(fx);
+	assert_int_equal(stat(fx->sockdir, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+}
+
+static void test_socket_group_applied(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	struct stat st;
+
+	if (geteuid() != 0) {
+		print_message("skipped: needs root to give the socket to another group\n");
+		skip();
+	}
+
+	cfg.group = "nogroup";
+	assert_int_equal(start_with(fx, &cfg), 0);
+	assert_int_equal(lstat(fx->path, &st), 0);
+	assert_int_equal(st.st_gid, NOGROUP_GID);
+	assert_int_equal(stat(fx->sockdir, &st), 0);
+	assert_int_equal(st.st_gid, NOGROUP_GID);
+}
+
+static void test_missing_parent_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	char *path = g_strdup_printf("%s/missing/lmrsec/agent.sock", fx->dir);
+	char *error = NULL;
+
+	cfg.path = path;
+	assert_int_equal(server_start(&cfg, fake_b, &fx->server, &error), -ENOENT);
+	assert_null(fx->server);
+	assert_non_null(strstr(error, "parent directory does not exist"));
+	g_free(error);
+	g_free(path);
+}
+
+static void test_stale_socket_replaced(void **state)
+{
+	struct fixture *fx = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct client *c;
+	struct stat st;
+	int fd;
+
+	/* A socket bound and closed without unlinking: what a crash leaves. */
+	assert_int_equal(mkdir(fx->sockdir, 0750), 0);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	g_strlcpy(sa.sun_path, fx->path, sizeof(sa.sun_path));
+	assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+	close(fd);
+	assert_int_equal(connect_to(fx->path), -ECONNREFUSED);
+
+	start(fx);
+	assert_int_equal(lstat(fx->path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0660);
+	c = client_ready(fx);
+	client_free(c);
+}
+
+static void test_live_socket_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	struct server *second = NULL;
+	char *error = NULL;
+	char *expected;
+	struct client *c;
+
+	start(fx);
+	assert_int_equal(server_start(&cfg, fake_b, &second, &error), -EADDRINUSE);
+	assert_null(second);
+	expected = g_strdup_printf("another lmrsec-agent is already listening on %s",
+				   fx->path);
+	assert_string_equal(error, expected);
+	g_free(expected);
+	g_free(error);
+
+	/* The first agent is untouched. */
+	c = client_ready(fx);
+	client_free(c);
+}
+
+static void test_non_socket_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	char *error = NULL;
+	struct stat st;
+
+	assert_int_equal(mkdir(fx->sockdir, 0750), 0);
+	assert_true(g_file_set_contents(fx->path, "keep me", -1, NULL));
+	assert_int_equal(server_start(&cfg, fake_b, &fx->server, &error), -EEXIST);
+	assert_non_null(strstr(error, "is not a socket"));
+	g_free(error);
+	assert_int_equal(lstat(fx->path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+}
+
+static void test_stop_unlinks_socket(void **state)
+{
+	struct fixture *fx = *state;
+	struct stat st;
+
+	start(fx);
+	server_stop(fx->server);
+	fx->server = NULL;
+	assert_int_equal(lstat(fx->path, &st), -1);
+	assert_int_equal(errno, ENOENT);
+}
+
+static void test_unknown_allowed_user_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	char *users[] = { "no-such-user-lmrsec", NULL };
+	char *error = NULL;
+
+	cfg.allowed_users = users;
+	assert_int_equal(server_start(&cfg, fake_b, &fx->server, &error), -EINVAL);
+	assert_non_null(strstr(error, "no-such-user-lmrsec"));
+	g_free(error);
+}
+
+static void test_small_output_bound_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	char *error = NULL;
+
+	cfg.max_output_bytes = 4096;
+	assert_int_equal(server_start(&cfg, fake_b, &fx->server, &error), -EINVAL);
+	assert_non_null(error);
+	g_free(error);
+}
+
+static void test_listen_fd_adopted(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct client *c;
+	struct stat st;
+	int fd;
+
+	/* What systemd hands over: bound and listening already. */
+	assert_int_equal(mkdir(fx->sockdir, 0755), 0);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	g_strlcpy(sa.sun_path, fx->path, sizeof(sa.sun_path));
+	assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+
+	cfg.listen_fd = fd;
+	assert_int_equal(start_with(fx, &cfg), 0);
+	c = client_ready(fx);
+	client_free(c);
+
+	/* systemd owns the file: stopping leaves it. */
+	server_stop(fx->server);
+	fx->server = NULL;
+	assert_int_equal(lstat(fx->path, &st), 0);
+}
+
+/* ---------- negotiation and framing ---------- */
+
+static void test_hello_negotiates_version(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+	char *version;
+
+	start(fx);
+	c = client_new(fx);
+	send_hello(c, 0x01020304, 1, 7);
+	client_expect(c, PROTO_MSG_HELLO_OK, 0x01020304, &r);
+	assert_int_equal(reply_u32(&r, PROTO_TAG_VERSION), 1);
+	version = reply_str(&r, PROTO_TAG_AGENT_VERSION);
+	assert_string_equal(version, "test-1.0");
+	g_free(version);
+	reply_clear(&r);
+	client_free(c);
+}
+
+static void test_hello_version_mismatch(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = client_new(fx);
+	send_hello(c, 9, 2, 5);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 9, EPROTONOSUPPORT, "2..5");
+	assert_error(&r, 9, EPROTONOSUPPORT, "1..1");
+	reply_clear(&r);
+	client_expect_eof(c);
+	client_free(c);
+}
+
+static void test_request_before_hello(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = client_new(fx);
+	send_empty(c, PROTO_MSG_STATUS, 5);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 5, EPROTO, "HELLO");
+	reply_clear(&r);
+	client_expect_eof(c);
+	client_free(c);
+}
+
+static void test_unknown_type_keeps_connection(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = client_ready(fx);
+	send_empty(c, 0x7f, 3);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 3, EOPNOTSUPP, "unknown message type 0x7f");
+	reply_clear(&r);
+
+	send_empty(c, PROTO_MSG_STATUS, 4);
+	client_expect(c, PROTO_MSG_STATUS_REPLY, 4, &r);
+	reply_clear(&r);
+	client_free(c);
+}
+
+static void test_unknown_field_ignored(void **state)
+{
+	struct fixture *fx = *state;
+	struct frame_writer w;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = client_new(fx);
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_HELLO, 1);
+	frame_writer_str(&w, 0xee, "from the future");
+	frame_writer_u32(&w, PROTO_TAG_VERSION_MIN, 1);
+	frame_writer_u32(&w, PROTO_TAG_VERSION_MAX, 1);
+	client_send(c, &w);
+	client_expect(c, PROTO_MSG_HELLO_OK, 1, &r);
+	reply_clear(&r);
+	client_free(c);
+}
+
+static void test_oversized_frame_closes_only_that_connection(void **state)
+{
+	static const uint8_t too_long[] = { 0x00, 0x04, 0x00, 0x01 }; /* 262145 */
+	struct fixture *fx = *state;
+	struct client *bad, *good;
+	struct reply r;
+
+	start(fx);
+	good = client_ready(fx);
+	bad = client_ready(fx);
+	send_all(bad->fd, too_long, sizeof(too_long));
+	client_expect_eof(bad);
+	assert_non_null(strstr(last_warning, "262144"));
+
+	send_empty(good, PROTO_MSG_STATUS, 8);
+	client_expect(good, PROTO_MSG_STATUS_REPLY, 8, &r);
+	reply_clear(&r);
+	client_free(bad);
+	client_free(good);
+}
+
+static void test_truncated_field_closes_connection(void **state)
+{
+	/* Body of 9: type STATUS, id 1, then a field header claiming 16
+	 * value bytes with none there. */
+	static const uint8_t frame[] = {
+		0x00, 0x00, 0x00, 0x0a,
+		PROTO_MSG_STATUS, 0x00, 0x00, 0x00, 0x01,
+		0x20, 0x00, 0x00, 0x00, 0x10,
+	};
+	struct fixture *fx = *state;
+	struct client *c;
+
+	start(fx);
+	c = client_ready(fx);
+	send_all(c->fd, frame, sizeof(frame));
+	client_expect_eof(c);
+	client_free(c);
+}
+
+/* ---------- requester ---------- */
+
+static void test_status_reply_has_every_field(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t now = g_get_real_time();
+	struct client *c;
+	struct reply r;
+	char *s;
+
+	fake.status.reg = (struct broker_registration) {
+		.state = BROKER_REG_REGISTERED,
+		.aor = "sip:alice@mc.example.org",
+		.registrar = "sip:mc.example.org;transport=tcp",
+		.transport = "tcp",
+		.expires_at_us = now + 100 * G_USEC_PER_SEC,
+		.next_retry_us = now - G_USEC_PER_SEC,	/* past: 0 */
+		.last_status = 200,
+		.last_reason = "OK",
+	};
+	fake.status.spool_messages = 3;
+	fake.status.spool_bytes = 300;
+	fake.status.consumer_types[0] = "TETRA";
+	fake.status.consumer_types[1] = "P25";
+	fake.status.received = 10;
+	fake.status.delivered = 9;
+	fake.status.acked = 8;
+	fake.status.rejected = 2;
+	fake.status.sent = 5;
+
+	start(fx);
+	c = client_ready(fx);
+	send_empty(c, PROTO_MSG_STATUS, 77);
+	client_expect(c, PROTO_MSG_STATUS_REPLY, 77, &r);
+
+	s = reply_str(&r, PROTO_TAG_REG_STATE);
+	assert_string_equal(s, "registered");
+	g_free(s);
+	s = reply_str(&r, PROTO_TAG_REG_AOR);
+	assert_string_equal(s, "sip:alice@mc.example.org");
+	g_free(s);
+	s = reply_str(&r, PROTO_TAG_REG_REGISTRAR);
+	assert_string_equal(s, "sip:mc.example.org;transport=tcp");
+	g_free(s);
+	s = reply_str(&r, PROTO_TAG_REG_TRANSPORT);
+	assert_string_equal(s, "tcp");
+	g_free(s);
+	assert_in_range(reply_u32(&r, PROTO_TAG_REG_EXPIRES_IN), 99, 100);
+	assert_int_equal(reply_u32(&r, PROTO_TAG_REG_NEXT_RETRY), 0);
+	assert_int_equal(reply_u32(&r, PROTO_TAG_REG_LAST_STATUS), 200);
+	s = reply_str(&r, PROTO_TAG_REG_LAST_REASON);
+	assert_string_equal(s, "OK");
+	g_free(s);
+	assert_int_equal(reply_u64(&r, PROTO_TAG_SPOOL_MESSAGES), 3);
+	assert_int_equal(reply_u64(&r, PROTO_TAG_SPOOL_BYTES), 300);
+	assert_int_equal(reply_field(&r, PROTO_TAG_CONSUMER, NULL, NULL), 2);
+	assert_int_equal(reply_u64(&r, PROTO_TAG_COUNT_RECEIVED), 10);
+	assert_int_equal(reply_u64(&r, PROTO_TAG_COUNT_DELIVERED), 9);
+	assert_int_equal(reply_u64(&r, PROTO_TAG_COUNT_ACKED), 8);
+	assert_int_equal(reply_u64(&r, PROTO_TAG_COUNT_REJECTED), 2);
+	assert_int_equal(reply_u64(&r, PROTO_TAG_COUNT_SENT), 5);
+	reply_clear(&r);
+	client_free(c);
+}
+
+static void test_send_result_when_broker_completes(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+	char *reason;
+	size_t i;
+
+	start(fx);
+	c = client_ready(fx);
+	send_payload(c, 21, "sip:kmf@iwf.example.org", 100, 0);
+	assert_int_equal(fake.n_send, 1);
+	assert_string_equal(fake.sends[0].lmr_type, "TETRA");
+	assert_string_equal(fake.sends[0].to, "sip:kmf@iwf.example.org");
+	assert_int_equal(fake.sends[0].payload_len, 100);
+	for (i = 0; i < 100; i++)
+		assert_int_equal(fake.sends[0].payload[i], (uint8_t) i);
+	assert_int_equal(fake.sends[0].timeout_ms, 30000);
+
+	fake.sends[0].done(fake.sends[0].ctx, 0, 202, "Accepted");
+	client_expect(c, PROTO_MSG_SEND_RESULT, 21, &r);
+	assert_int_equal(reply_u32(&r, PROTO_TAG_SIP_STATUS), 202);
+	reason = reply_str(&r, PROTO_TAG_SIP_REASON);
+	assert_string_equal(reason, "Accepted");
+	g_free(reason);
+	reply_clear(&r);
+
+	/* Finished sends are not cancelled on close. */
+	client_free(c);
+	pump();
+	assert_int_equal(fake.n_cancel, 0);
+}
+
+static void test_send_error_without_sip_status(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = client_ready(fx);
+	send_payload(c, 22, NULL, 10, 0);
+	assert_int_equal(fake.n_send, 1);
+	assert_null(fake.sends[0].to);
+
+	fake.sends[0].done(fake.sends[0].ctx, -ENOTCONN, 0, NULL);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 22, ENOTCONN, "not registered");
+	reply_clear(&r);
+	client_free(c);
+}
+
+static void test_send_timeout_capped(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+
+	start(fx);
+	c = client_ready(fx);
+	send_payload(c, 23, NULL, 10, 10000000);
+	assert_int_equal(fake.n_send, 1);
+	assert_int_equal(fake.sends[0].timeout_ms, 300000);
+	client_free(c);
+}
+
+static void test_send_invalid_payload_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct frame_writer w;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = client_ready(fx);
+	send_payload(c, 24, NULL, 65536, 0);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 24, EMSGSIZE, "65535");
+	reply_clear(&r);
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_SEND, 25);
+	frame_writer_str(&w, PROTO_TAG_LMR_TYPE, "TETRA");
+	client_send(c, &w);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 25, EINVAL, "PAYLOAD");
+	reply_clear(&r);
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_SEND, 26);
+	frame_writer_bytes(&w, PROTO_TAG_PAYLOAD, "k", 1);
+	client_send(c, &w);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 26, EINVAL, "LMR_TYPE");
+	reply_clear(&r);
+
+	assert_int_equal(fake.n_send, 0);
+	client_free(c);
+}
+
+static void test_several_sends_outstanding(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = client_ready(fx);
+	send_payload(c, 31, NULL, 10, 0);
+	send_payload(c, 32, NULL, 10, 0);
+	assert_int_equal(fake.n_send, 2);
+
+	fake.sends[1].done(fake.sends[1].ctx, 0, 403, "Forbidden");
+	client_expect(c, PROTO_MSG_SEND_RESULT, 32, &r);
+	assert_int_equal(reply_u32(&r, PROTO_TAG_SIP_STATUS), 403);
+	reply_clear(&r);
+	fake.sends[0].done(fake.sends[0].ctx, 0, 200, "OK");
+	client_expect(c, PROTO_MSG_SEND_RESULT, 31, &r);
+	assert_int_equal(reply_u32(&r, PROTO_TAG_SIP_STATUS), 200);
+	reply_clear(&r);
+	client_free(c);
+}
+
+static void test_disconnect_cancels_pending_send(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+
+	start(fx);
+	c = client_ready(fx);
+	send_payload(c, 41, NULL, 10, 0);
+	assert_int_equal(fake.n_send, 1);
+	client_free(c);
+	pump();
+	assert_int_equal(fake.n_cancel, 1);
+	assert_ptr_equal(fake.cancelled, fake_handle(0));
+}
+
+/* ---------- consumer ---------- */
+
+static void test_subscribe_passes_types_to_broker(void **state)
+{
+	struct fixture *fx = *state;
+	struct frame_writer w;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = client_ready(fx);
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_SUBSCRIBE, 11);
+	frame_writer_str(&w, PROTO_TAG_LMR_TYPE, "TETRA");
+	frame_writer_str(&w, PROTO_TAG_LMR_TYPE, "P25");
+	frame_writer_u32(&w, PROTO_TAG_TAKEOVER, 1);
+	client_send(c, &w);
+	client_expect(c, PROTO_MSG_OK, 11, &r);
+	reply_clear(&r);
+
+	assert_int_equal(fake.n_subscribe, 1);
+	assert_string_equal(fake.types[0], "TETRA");
+	assert_string_equal(fake.types[1], "P25");
+	assert_null(fake.types[2]);
+	assert_true(fake.takeover);
+	client_free(c);
+}
+
+static void test_subscribe_all_types(void **state)
+{
+	struct fixture *fx = *state;
+	struct frame_writer w;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = client_ready(fx);
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_SUBSCRIBE, 12);
+	frame_writer_str(&w, PROTO_TAG_LMR_TYPE, "*");
+	client_send(c, &w);
+	client_expect(c, PROTO_MSG_OK, 12, &r);
+	reply_clear(&r);
+	assert_string_equal(fake.types[0], "*");
+	assert_false(fake.takeover);
+	client_free(c);
+}
+
+static void test_subscribe_busy_type_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct frame_writer w;
+	struct client *c;
+	struct reply r;
+
+	fake.subscribe_result = -EBUSY;
+	fake.holder = "TETRA";
+	start(fx);
+	c = client_ready(fx);
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_SUBSCRIBE, 13);
+	frame_writer_str(&w, PROTO_TAG_LMR_TYPE, "TETRA");
+	client_send(c, &w);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 13, EBUSY, "LMR type TETRA already has a consumer");
+	reply_clear(&r);
+
+	/* Not a consumer: closing it unsubscribes nothing. */
+	client_free(c);
+	pump();
+	assert_int_equal(fake.n_unsubscribe, 0);
+}
+
+static void test_subscribe_bad_type_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct frame_writer w;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = client_ready(fx);
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_SUBSCRIBE, 14);
+	frame_writer_str(&w, PROTO_TAG_LMR_TYPE, "TE TRA");
+	client_send(c, &w);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 14, EINVAL, "LMR_TYPE");
+	reply_clear(&r);
+	assert_int_equal(fake.n_subscribe, 0);
+	client_free(c);
+}
+
+static void test_delivery_frame_has_all_fields(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_record rec;
+	const uint8_t *v;
+	struct client *c;
+	struct reply r;
+	uint32_t len;
+	char *s;
+
+	start(fx);
+	c = consumer_ready(fx);
+	make_record(&rec, 42, 1000);
+	assert_int_equal(fake.deliver(fake.consumer, &rec), 0);
+	client_expect(c, PROTO_MSG_DELIVERY, 0, &r);
+
+	assert_int_equal(reply_u64(&r, PROTO_TAG_MESSAGE_ID), 42);
+	s = reply_str(&r, PROTO_TAG_LMR_TYPE);
+	assert_string_equal(s, "TETRA");
+	g_free(s);
+	s = reply_str(&r, PROTO_TAG_KMF_URI);
+	assert_string_equal(s, "sip:kmf@iwf.example.org");
+	g_free(s);
+	s = reply_str(&r, PROTO_TAG_MC_SERVICE_ID);
+	assert_string_equal(s, "sip:alice@mc.example.org");
+	g_free(s);
+	s = reply_str(&r, PROTO_TAG_SENDER);
+	assert_string_equal(s, "sip:iwf@iwf.example.org");
+	g_free(s);
+	assert_int_equal(reply_u64(&r, PROTO_TAG_RECEIVED_US),
+			 UINT64_C(1700000000123456));
+	assert_int_equal(reply_field(&r, PROTO_TAG_FINGERPRINT, &v, &len), 1);
+	assert_int_equal(len, 32);
+	assert_memory_equal(v, rec.fingerprint, 32);
+	assert_int_equal(reply_field(&r, PROTO_TAG_PAYLOAD, &v, &len), 1);
+	assert_int_equal(len, 1000);
+	assert_memory_equal(v, rec.payload, 1000);
+	reply_clear(&r);
+	g_free(rec.payload);
+	client_free(c);
+}
+
+static void test_subscribe_ok_precedes_first_delivery(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_record rec;
+	struct frame_writer w;
+	struct client *c;
+	struct reply r;
+
+	make_record(&rec, 7, 16);
+	fake.deliver_on_subscribe = &rec;
+	start(fx);
+	c = client_ready(fx);
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_SUBSCRIBE, 15);
+	frame_writer_str(&w, PROTO_TAG_LMR_TYPE, "TETRA");
+	client_send(c, &w);
+
+	assert_int_equal(fake.sync_deliver_result, -EAGAIN);
+	client_expect(c, PROTO_MSG_OK, 15, &r);
+	reply_clear(&r);
+	assert_int_equal(fake.n_ready, 1);
+	client_expect(c, PROTO_MSG_DELIVERY, 0, &r);
+	assert_int_equal(reply_u64(&r, PROTO_TAG_MESSAGE_ID), 7);
+	reply_clear(&r);
+	g_free(rec.payload);
+	client_free(c);
+}
+
+static void test_ack_reaches_broker(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = consumer_ready(fx);
+	send_message_id(c, PROTO_MSG_ACK, 51, 42);
+	client_expect(c, PROTO_MSG_OK, 51, &r);
+	reply_clear(&r);
+	assert_int_equal(fake.n_ack, 1);
+	assert_int_equal(fake.acked_id, 42);
+	client_free(c);
+}
+
+static void test_nack_reaches_broker(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = consumer_ready(fx);
+	send_message_id(c, PROTO_MSG_NACK, 52, 43);
+	client_expect(c, PROTO_MSG_OK, 52, &r);
+	reply_clear(&r);
+	assert_int_equal(fake.n_nack, 1);
+	assert_int_equal(fake.nacked_id, 43);
+	client_free(c);
+}
+
+static void test_ack_unknown_id_is_enoent(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	fake.ack_result = -ENOENT;
+	start(fx);
+	c = consumer_ready(fx);
+	send_message_id(c, PROTO_MSG_ACK, 53, 99);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 53, ENOENT, "99");
+	reply_clear(&r);
+	client_free(c);
+}
+
+static void test_disconnect_unsubscribes(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	void *consumer;
+
+	start(fx);
+	c = consumer_ready(fx);
+	consumer = fake.consumer;
+	client_free(c);
+	pump();
+	assert_int_equal(fake.n_unsubscribe, 1);
+	assert_ptr_equal(fake.unsubscribed, consumer);
+}
+
+static void test_takeover_closes_old_consumer(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = consumer_ready(fx);
+	fake.lost(fake.consumer, "TETRA");
+	assert_int_equal(fake.n_unsubscribe, 0);	/* not from inside the broker */
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 0, EBUSY, "taken over by another consumer");
+	reply_clear(&r);
+	client_expect_eof(c);
+	pump();
+	assert_int_equal(fake.n_unsubscribe, 1);
+	client_free(c);
+}
+
+static void test_slow_consumer_pauses_deliveries(void **state)
+{
+	struct fixture *fx = *state;
+	struct spool_record rec;
+	struct client *c;
+	struct reply r;
+	int queued = 0, got = 0, result = 0;
+
+	start(fx);
+	c = consumer_ready(fx);
+	make_record(&rec, 1, 60000);
+	while (queued < 100 && (result = fake.deliver(fake.consumer, &rec)) == 0)
+		queued++;
+	assert_int_equal(result, -EAGAIN);
+	assert_true(queued > 1);
+	assert_int_equal(fake.n_ready, 0);
+
+	while (got < queued) {
+		client_expect(c, PROTO_MSG_DELIVERY, 0, &r);
+		reply_clear(&r);
+		got++;
+	}
+	pump();
+	assert_int_equal(fake.n_ready, 1);
+	g_free(rec.payload);
+	client_free(c);
+}
+
+static void test_client_not_reading_is_disconnected(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	struct pollfd pfd;
+	struct client *c, *other;
+	struct reply r;
+	uint8_t frame[9] = { 0, 0, 0, 5, PROTO_MSG_STATUS, 0, 0, 0, 1 };
+	int i, sent = 0;
+	bool hup = false;
+
+	fake.status.reg.aor = "sip:alice@mc.example.org";
+	cfg.max_output_bytes = SERVER_MIN_MAX_OUTPUT;
+	assert_int_equal(start_with(fx, &cfg), 0);
+	c = consumer_ready(fx);
+
+	for (i = 0; i < 2000 && !hup; i++) {
+		while (sent < 200000 && send(c->fd, frame, sizeof(frame),
+					     MSG_DONTWAIT | MSG_NOSIGNAL) == sizeof(frame))
+			sent++;
+		pump();
+		pfd = (struct pollfd) { .fd = c->fd, .events = 0 };
+		hup = poll(&pfd, 1, 1) == 1 && (pfd.revents & POLLHUP);
+	}
+	assert_true(hup);
+	assert_non_null(strstr(last_warning, "stopped reading"));
+	pump();
+	assert_int_equal(fake.n_unsubscribe, 1);
+
+	other = client_ready(fx);
+	send_empty(other, PROTO_MSG_STATUS, 2);
+	client_expect(other, PROTO_MSG_STATUS_REPLY, 2, &r);
+	reply_clear(&r);
+	client_free(other);
+	client_free(c);
+}
+
+/* ---------- peer credentials (root only) ---------- */
+
+/* In a child: become nobody, connect, optionally HELLO, and report by exit
+ * status: 0 = closed without a byte, 1 = HELLO_OK came back, 2+ = trouble. */
+static int child_as_nobody(const char *path, bool say_hello)
+{
+	static const uint8_t hello[] = {
+		0, 0, 0, 23, PROTO_MSG_HELLO, 0, 0, 0, 1,
+		PROTO_TAG_VERSION_MIN, 0, 0, 0, 4, 0, 0, 0, 1,
+		PROTO_TAG_VERSION_MAX, 0, 0, 0, 4, 0, 0, 0, 1,
+	};
+	struct pollfd pfd;
+	uint8_t buf[256];
+	ssize_t n;
+	int fd;
+
+	if (setgroups(0, NULL) < 0 || setgid(NOGROUP_GID) < 0 ||
+	    setuid(NOBODY_UID) < 0)
+		return 2;
+
+	fd = connect_to(path);
+	if (fd < 0)
+		return 3;
+
+	if (say_hello && send(fd, hello, sizeof(hello), MSG_NOSIGNAL) < 0 &&
+	    errno != EPIPE && errno != ECONNRESET)
+		return 4;
+
+	pfd = (struct pollfd) { .fd = fd, .events = POLLIN };
+	if (poll(&pfd, 1, 5000) != 1)
+		return 5;
+
+	n = recv(fd, buf, sizeof(buf), 0);
+	if (n == 0 || (n < 0 && errno == ECONNRESET))
+		return 0;
+	if (n >= 5 && buf[4] == PROTO_MSG_HELLO_OK)
+		return 1;
+	return 6;
+}
+
+/* Lets nobody reach the socket, so that only the credential check stands
+ * between it and the agent. */
+static void open_path_to_everyone(const struct fixture *fx)
+{
+	assert_int_equal(chmod(fx->dir, 0755), 0);
+	assert_int_equal(chmod(fx->sockdir, 0755), 0);
+	assert_int_equal(chmod(fx->path, 0666), 0);
+}
+
+static int run_nobody(struct fixture *fx, bool say_hello)
+{
+	int status = -1;
+	pid_t pid;
+
+	open_path_to_everyone(fx);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(child_as_nobody(fx->path, say_hello));
+
+	pump_until_child_exits(pid, &status);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void test_peer_not_allowed_closed_without_reply(void **state)
+{
+	struct fixture *fx = *state;
+
+	if (geteuid() != 0) {
+		print_message("skipped: needs root to connect as another uid\n");
+		skip();
+	}
+
+	start(fx);
+	assert_int_equal(run_nobody(fx, true), 0);
+	assert_non_null(strstr(last_warning, "uid 65534"));
+}
+
+static void test_allowed_user_accepted(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	char *users[] = { "nobody", NULL };
+
+	if (geteuid() != 0) {
+		print_message("skipped: needs root to connect as another uid\n");
+		skip();
+	}
+
+	cfg.allowed_users = users;
+	assert_int_equal(start_with(fx, &cfg), 0);
+	assert_int_equal(run_nobody(fx, true), 1);
+}
+
+static void test_allowed_group_accepted(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	char *groups[] = { "nogroup", NULL };
+
+	if (geteuid() != 0) {
+		print_message("skipped: needs root to connect as another uid\n");
+		skip();
+	}
+
+	cfg.allowed_groups = groups;
+	assert_int_equal(start_with(fx, &cfg), 0);
+	assert_int_equal(run_nobody(fx, true), 1);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_socket_and_dir_modes),
+		T(test_existing_dir_left_alone),
+		T(test_socket_group_applied),
+		T(test_missing_parent_refused),
+		T(test_stale_socket_replaced),
+		T(test_live_socket_refused),
+		T(test_non_socket_refused),
+		T(test_stop_unlinks_socket),
+		T(test_unknown_allowed_user_refused),
+		T(test_small_output_bound_refused),
+		T(test_listen_fd_adopted),
+		T(test_hello_negotiates_version),
+		T(test_hello_version_mismatch),
+		T(test_request_before_hello),
+		T(test_unknown_type_keeps_connection),
+		T(test_unknown_field_ignored),
+		T(test_oversized_frame_closes_only_that_connection),
+		T(test_truncated_field_closes_connection),
+		T(test_status_reply_has_every_field),
+		T(test_send_result_when_broker_completes),
+		T(test_send_error_without_sip_status),
+		T(test_send_timeout_capped),
+		T(test_send_invalid_payload_refused),
+		T(test_several_sends_outstanding),
+		T(test_disconnect_cancels_pending_send),
+		T(test_subscribe_passes_types_to_broker),
+		T(test_subscribe_all_types),
+		T(test_subscribe_busy_type_refused),
+		T(test_subscribe_bad_type_refused),
+		T(test_delivery_frame_has_all_fields),
+		T(test_subscribe_ok_precedes_first_delivery),
+		T(test_ack_reaches_broker),
+		T(test_nack_reaches_broker),
+		T(test_ack_unknown_id_is_enoent),
+		T(test_disconnect_unsubscribes),
+		T(test_takeover_closes_old_consumer),
+		T(test_slow_consumer_pauses_deliveries),
+		T(test_client_not_reading_is_disconnected),
+		T(test_peer_not_allowed_closed_without_reply),
+		T(test_allowed_user_accepted),
+		T(test_allowed_group_accepted),
+	};
+
+	g_log_set_handler("lmrsec-server", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL |
+			  G_LOG_FLAG_RECURSION, capture_log, NULL);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
