@@ -234,8 +234,14 @@ static int store_payload(const struct sink *s, const struct lmrsec_delivery *d,
 	snprintf(name, sizeof(name), "%" PRIu64 ".bin", d->id);
 	fd = openat(s->dirfd, name,
 		    O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST && file_holds(s->dirfd, name, d))
-		return 0;
+	if (fd < 0 && errno == EEXIST) {
+		if (file_holds(s->dirfd, name, d))
+			return 0;
+
+		snprintf(why, RECEIVE_WHY_MAX, "%s/%s exists with other content",
+			 s->dir, name);
+		return -1;
+	}
 
 	if (fd < 0) {
 		snprintf(why, RECEIVE_WHY_MAX, "cannot create %s/%s: %s", s->dir,
@@ -392,7 +398,7 @@ static int receive_one(const struct cli *cli, const struct sink *s,
 	}
 
 	if (e < 0) {
-		/* The agent keeps it; the NACK only makes that sooner. */
+		/* The agent keeps it either way; the NACK offers it again sooner. */
 		lmrsec_nack(c, d->id, CLI_REQUEST_TIMEOUT_MS);
 		cli_error(cli, "message %" PRIu64 " NACKed: %s", d->id, why);
 		return CLI_EXIT_FAILED;

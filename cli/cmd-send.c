@@ -74,11 +74,13 @@ static int read_payload(const struct cli *cli, const char *file, uint8_t *buf,
 	int fd = STDIN_FILENO;
 	int e;
 
+	*len = 0;
 	if (!from_stdin) {
 		fd = open(file, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
-			cli_error(cli, "cannot open %s: %s", file, strerror(errno));
-			return -errno;
+			e = -errno;
+			cli_error(cli, "cannot open %s: %s", file, strerror(-e));
+			return e;
 		}
 	}
 

@@ -84,6 +84,7 @@ struct lmrsec {
 	int version;
 	char agent_version[LMRSEC_AGENT_VERSION_MAX];
 	char last_error[LMRSEC_ERROR_TEXT_MAX];
+	char last_notice[LMRSEC_ERROR_TEXT_MAX];	/* of the last ERROR with id 0 */
 
 	struct frame_decoder in;
 	struct frame_writer out;
@@ -150,12 +151,28 @@ static void wipe_free(void *p, size_t n)
 	free(p);
 }
 
+/* Marks the stream lost.  The agent often says why just before it closes
+ * ("taken over by another consumer"): that becomes the last error. */
 static int fail(struct lmrsec *c, int err)
 {
-	if (!c->broken)
-		c->broken = err;
+	if (c->broken)
+		return err;
+
+	c->broken = err;
+	if (err == -ECONNRESET && c->last_notice[0])
+		memcpy(c->last_error, c->last_notice, sizeof(c->last_error));
 
 	return err;
+}
+
+/* A socket errno as this library reports it: whatever way the kernel says
+ * the peer is gone is -ECONNRESET (-ENOTCONN means "not registered"). */
+static int stream_error(int err)
+{
+	if (err == EPIPE || err == ENOTCONN)
+		return -ECONNRESET;
+
+	return -err;
 }
 
 /* Copies a wire string into a fixed buffer, truncating; an embedded NUL
@@ -694,6 +711,7 @@ static int queue_notice(struct lmrsec *c, struct frame_reader *r)
 	if (e == -EPROTO)
 		return queue_push(c, NULL, -EPROTO, "malformed error notice from the agent");
 
+	memcpy(c->last_notice, c->last_error, sizeof(c->last_notice));
 	return queue_push(c, NULL, e, c->last_error);
 }
 
@@ -788,7 +806,7 @@ static int read_once(struct lmrsec *c)
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return 0;
 
-		return fail(c, errno == EPIPE ? -ECONNRESET : -errno);
+		return fail(c, stream_error(errno));
 	}
 
 	frame_decoder_commit(&c->in, (size_t) n);
@@ -833,8 +851,10 @@ static int wait_fd(int fd, short events, int64_t deadline, bool interruptible,
 }
 
 /* Reads and dispatches until done() holds.  Complete frames already in the
- * decoder are dispatched first, so done() is judged on everything read. */
-static int pump(struct lmrsec *c, int64_t deadline,
+ * decoder are dispatched first, so done() is judged on everything read.
+ * Only the long waits (for a delivery, for a send's answer) are
+ * interruptible: a short request/reply exchange finishes, or times out. */
+static int pump(struct lmrsec *c, int64_t deadline, bool interruptible,
 		bool (*done)(const struct lmrsec *c))
 {
 	short revents;
@@ -851,7 +871,7 @@ static int pump(struct lmrsec *c, int64_t deadline,
 		if (c->broken)
 			return c->broken;
 
-		e = wait_fd(c->fd, POLLIN, deadline, true, &revents);
+		e = wait_fd(c->fd, POLLIN, deadline, interruptible, &revents);
 		if (e < 0)
 			return e;
 
@@ -866,8 +886,8 @@ static int pump(struct lmrsec *c, int64_t deadline,
 static int write_all(struct lmrsec *c, const uint8_t *p, size_t len,
 		     int64_t deadline)
 {
+	short revents = 0;
 	size_t done = 0;
-	short revents;
 	ssize_t n;
 	int e;
 
@@ -882,16 +902,15 @@ static int write_all(struct lmrsec *c, const uint8_t *p, size_t len,
 			continue;
 
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			return salvage(c, errno == EPIPE ? -ECONNRESET : -errno);
+			return salvage(c, stream_error(errno));
 
 		e = wait_fd(c->fd, POLLIN | POLLOUT, deadline, false, &revents);
-		if (e == -ETIMEDOUT && done > 0) {
-			/* Half a frame is on the wire: the stream is lost. */
-			fail(c, -EPIPE);
-			return -ETIMEDOUT;
-		}
-		if (e < 0)
+		if (e < 0) {
+			/* Half a frame on the wire: the stream is lost. */
+			if (done > 0)
+				fail(c, -EPIPE);
 			return e;
+		}
 
 		if (revents & POLLIN) {
 			e = read_once(c);
@@ -951,7 +970,7 @@ static int transact(struct lmrsec *c, uint32_t id, int64_t deadline,
 	c->wait_ctx = ctx;
 	c->wait_done = false;
 
-	e = pump(c, deadline, wait_is_done);
+	e = pump(c, deadline, false, wait_is_done);
 	c->wait_parse = NULL;	/* a reply coming after a timeout is dropped */
 	if (e < 0)
 		return e;
@@ -1014,7 +1033,7 @@ static int connect_socket(int fd, const struct sockaddr_un *sa, int64_t deadline
 		if (errno == EINPROGRESS)
 			return connect_wait(fd, deadline);
 
-		if (errno != EAGAIN && errno != EINTR)
+		if (errno != EAGAIN)
 			return -errno;
 
 		left = deadline_left(deadline);
@@ -1193,7 +1212,7 @@ int lmrsec_next_delivery(struct lmrsec *c, struct lmrsec_delivery **out,
 
 	*out = NULL;
 	if (!c->head && !c->broken) {
-		e = pump(c, deadline_after(timeout_ms), queue_is_ready);
+		e = pump(c, deadline_after(timeout_ms), true, queue_is_ready);
 		if (e < 0 && !c->head)
 			return e;
 	}
@@ -1341,7 +1360,7 @@ int lmrsec_send_finish(struct lmrsec *c, struct lmrsec_send_result *result,
 	if (!c || !result || c->send_state == SEND_STATE_IDLE)
 		return -EINVAL;
 
-	e = pump(c, deadline_after(timeout_ms), send_is_done);
+	e = pump(c, deadline_after(timeout_ms), true, send_is_done);
 	if (e < 0)
 		return e;
 

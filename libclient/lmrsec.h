@@ -7,8 +7,10 @@
  * Functions return 0 (or a positive count where documented) on success and a
  * negative errno on failure; lmrsec_strerror() turns it into text.  Payload
  * buffers handed to the caller are wiped when freed.  No signal is raised by
- * the library (no SIGPIPE); a call waiting for the agent returns -EINTR when
- * a signal handler runs, so a program can stop on SIGINT/SIGTERM.
+ * the library (no SIGPIPE).  The long waits, lmrsec_next_delivery(),
+ * lmrsec_send() and lmrsec_send_finish(), return -EINTR when a signal
+ * handler runs, so a program can stop on SIGINT/SIGTERM; the short
+ * request/reply calls carry on to their answer or their timeout.
  *
  * Thread-compatible: no global state; a handle is used by one thread at a
  * time.  After the connection is lost (the agent closed it, a malformed
@@ -136,8 +138,8 @@ int lmrsec_status(struct lmrsec *c, struct lmrsec_status *out, int timeout_ms);
 /* Sends a client-initiated message to the KMF (to NULL = the configured
  * KMF) and waits for the final SIP answer.  Returns 0 when the request was
  * carried out, whatever the SIP status (see result->sip_status); a negative
- * errno when the agent could not (-ENOTCONN: not registered in time). */
-/* lmr_type: [A-Za-z0-9_-]{1,16}; payload: 1 to 65535 bytes (else -EINVAL).
+ * errno when the agent could not (-ENOTCONN: not registered in time).
+ * lmr_type: [A-Za-z0-9_-]{1,16}; payload: 1 to 65535 bytes (else -EINVAL).
  * The agent is given most of timeout_ms (the rest is left for its answer to
  * come back), so "not registered" arrives as -ENOTCONN, not -ETIMEDOUT. */
 int lmrsec_send(struct lmrsec *c, const char *lmr_type, const char *to,

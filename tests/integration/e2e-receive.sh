@@ -39,6 +39,13 @@ got=$(sha_of "$TB_DIR"/later/*.bin)
 [ "$(ag_spool_depth)" = 0 ] || tb_fail "spool not empty after ACK"
 tb_log "message kept until a consumer came; sha256 matches"
 
+# --- the largest payload (65535 octets) crosses Kamailio and the agent intact
+head -c 65535 /dev/urandom >"$TB_DIR/max.bin"
+ag_send_iwf max 200 --payload-file "$TB_DIR/max.bin" || tb_fail "65535-octet payload not answered 200"
+ag_receive "$TB_DIR/max" 1 5 || tb_fail "65535-octet payload not delivered"
+[ "$(sha_of "$TB_DIR"/max/*.bin)" = "$(sha_of "$TB_DIR/max.bin")" ] || tb_fail "65535-octet payload altered"
+tb_log "65535-octet payload delivered intact"
+
 # --- 5a: NACK -> delivered again
 ag_send_iwf nack 200 || tb_fail "IWF message not answered 200"
 want=$(tb_value "$TB_DIR/nack.out" payload_sha256)

@@ -12,7 +12,7 @@
 #   4. the IWF sends IWF-originated MESSAGEs to bob over UDP and TCP (iwf-send)
 #      and with sipp's [file] body; bob's sip-sink receives the binary
 #      interworking-data (bytes 0x00..0xFF) intact (SHA-256 and cmp)
-#      carol registers over TCP and gets the same over TCP
+#  4b. carol registers over TCP and gets the same over TCP
 #   5. a MESSAGE to a user who is not registered gets 404 (iwf-send and sipp,
 #      and sipp's status check really fails on a mismatch)
 #   6. alice's client-initiated MESSAGE to the KMF URI reaches the IWF UAS,

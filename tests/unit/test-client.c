@@ -25,11 +25,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -455,6 +457,40 @@ static void test_connect_path_too_long_is_enametoolong(void **state)
 	assert_int_equal(lmrsec_connect_timeout(path, 1000, &c), -ENAMETOOLONG);
 }
 
+/* Nobody accepts and the backlog is full: connect itself must time out. */
+static void test_connect_full_backlog_times_out(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int listen_fd, fds[8], n = 0, i;
+	struct lmrsec *c;
+	struct fake f;
+	int64_t t0, elapsed;
+
+	(void) state;
+	fake_bind(&f, &listen_fd);
+	assert_int_equal(listen(listen_fd, 0), 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f.path);
+	for (n = 0; n < 8; n++) {
+		fds[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		assert_true(fds[n] >= 0);
+		if (connect(fds[n], (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+			assert_int_equal(errno, EAGAIN);
+			break;
+		}
+	}
+	assert_true(n < 8);
+
+	t0 = mono_ms();
+	assert_int_equal(lmrsec_connect_timeout(f.path, 200, &c), -ETIMEDOUT);
+	elapsed = mono_ms() - t0;
+	assert_true(elapsed >= 190 && elapsed < 1000);
+
+	for (i = 0; i <= n; i++)
+		close(fds[i]);
+	close(listen_fd);
+	fake_remove(&f);
+}
+
 static void script_hello_silent(int fd)
 {
 	struct agent_frame *f = malloc(sizeof(*f));
@@ -767,6 +803,69 @@ static void test_next_delivery_poll_returns_etimedout_at_once(void **state)
 	fake_finish(&f);
 }
 
+static void on_alarm(int sig)
+{
+	(void) sig;
+}
+
+/* SIGALRM in ms, with a handler installed without SA_RESTART. */
+static void alarm_in(int ms)
+{
+	struct itimerval it = { .it_value = { 0, ms * 1000 } };
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
+	assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+}
+
+static void test_next_delivery_signal_is_eintr(void **state)
+{
+	struct lmrsec_delivery *d;
+	struct fake f;
+	struct lmrsec *c;
+	int64_t t0;
+
+	(void) state;
+	fake_start(&f, script_idle);
+	c = connect_to(&f);
+	t0 = mono_ms();
+	alarm_in(100);
+	assert_int_equal(lmrsec_next_delivery(c, &d, 3000), -EINTR);
+	assert_true(mono_ms() - t0 < 1000);
+	lmrsec_close(c);
+	fake_finish(&f);
+}
+
+static void script_ack_slow_ok(int fd)
+{
+	struct agent_frame *f = malloc(sizeof(*f));
+
+	AGENT_CHECK(f);
+	agent_hello(fd);
+	agent_expect(fd, f, PROTO_MSG_ACK);
+	usleep(300 * 1000);
+	agent_reply_ok(fd, f->id);
+	free(f);
+	agent_wait_close(fd);
+}
+
+static void test_ack_is_not_cut_short_by_a_signal(void **state)
+{
+	struct fake f;
+	struct lmrsec *c;
+
+	(void) state;
+	fake_start(&f, script_ack_slow_ok);
+	c = connect_to(&f);
+	alarm_in(100);
+	assert_int_equal(lmrsec_ack(c, 1, 3000), 0);
+	lmrsec_close(c);
+	fake_finish(&f);
+}
+
 static void script_subscribe_busy(int fd)
 {
 	struct agent_frame *f = malloc(sizeof(*f));
@@ -880,6 +979,26 @@ static void test_peer_close_is_sticky(void **state)
 	assert_int_equal(lmrsec_next_delivery(c, &d, 2000), -ECONNRESET);
 	assert_int_equal(lmrsec_status(c, &st, 2000), -ECONNRESET);
 	assert_int_equal(lmrsec_ack(c, 1, 2000), -ECONNRESET);
+	lmrsec_close(c);
+}
+
+static void script_notice_then_close(int fd)
+{
+	agent_hello(fd);
+	agent_reply_error(fd, 0, EBUSY, "taken over by another consumer");
+}
+
+static void test_peer_close_after_notice_keeps_its_text(void **state)
+{
+	struct fake f;
+	struct lmrsec *c;
+
+	(void) state;
+	fake_start(&f, script_notice_then_close);
+	c = connect_to(&f);
+	fake_finish(&f);
+	assert_int_equal(lmrsec_ack(c, 1, 2000), -ECONNRESET);
+	assert_string_equal(lmrsec_last_error(c), "taken over by another consumer");
 	lmrsec_close(c);
 }
 
@@ -1484,6 +1603,7 @@ int main(void)
 		cmocka_unit_test(test_connect_stale_socket_is_econnrefused),
 		cmocka_unit_test(test_connect_path_too_long_is_enametoolong),
 		cmocka_unit_test(test_connect_silent_agent_times_out),
+		cmocka_unit_test(test_connect_full_backlog_times_out),
 		cmocka_unit_test(test_status_fields_parsed),
 		cmocka_unit_test(test_deliveries_during_ack_wait_are_queued_in_order),
 		cmocka_unit_test(test_delivery_metadata_parsed),
@@ -1492,11 +1612,14 @@ int main(void)
 		cmocka_unit_test(test_ack_without_reply_times_out_within_bounds),
 		cmocka_unit_test(test_late_reply_after_timeout_is_dropped),
 		cmocka_unit_test(test_next_delivery_poll_returns_etimedout_at_once),
+		cmocka_unit_test(test_next_delivery_signal_is_eintr),
+		cmocka_unit_test(test_ack_is_not_cut_short_by_a_signal),
 		cmocka_unit_test(test_subscribe_busy_is_ebusy_then_takeover_works),
 		cmocka_unit_test(test_subscribe_rejects_bad_types),
 		cmocka_unit_test(test_unsolicited_error_comes_from_next_delivery_in_order),
 		cmocka_unit_test(test_peer_close_is_econnreset),
 		cmocka_unit_test(test_peer_close_is_sticky),
+		cmocka_unit_test(test_peer_close_after_notice_keeps_its_text),
 		cmocka_unit_test(test_truncated_field_is_eproto),
 		cmocka_unit_test(test_reply_of_wrong_type_is_eproto),
 		cmocka_unit_test(test_integer_of_wrong_size_is_eproto),
