@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -33,6 +35,7 @@
 #define SYSTEM_STATE_DIR "/var/lib/lmrsec"
 #define INSTANCE_FILE "instance-id"
 #define SPOOL_FILE "spool.db"
+#define LOCK_FILE "lock"
 
 struct agent {
 	struct lmrsec_config *cfg;
@@ -44,6 +47,7 @@ struct agent {
 	struct server *server;
 	struct sip *sip;
 	GMainLoop *loop;
+	int lock_fd;
 	bool stopping;
 };
 
@@ -164,6 +168,28 @@ static int prepare_state_dir(const char *dir, char **error)
 		*error = g_strdup_printf("%s: cannot set mode 0700: %s", dir, g_strerror(errno));
 		return -errno;
 	}
+	return 0;
+}
+
+/* One agent per state directory: two would deliver the same spool twice. */
+static int lock_state_dir(struct agent *a, char **error)
+{
+	g_autofree char *path = g_build_filename(a->state_dir, LOCK_FILE, NULL);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0) {
+		*error = g_strdup_printf("%s: cannot open: %s", path, g_strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int err = errno;
+
+		close(fd);
+		*error = g_strdup_printf("%s: another lmrsec-agent is using this state directory",
+					 a->state_dir);
+		return err == EWOULDBLOCK ? -EBUSY : -err;
+	}
+	a->lock_fd = fd;
 	return 0;
 }
 
@@ -301,6 +327,8 @@ static int agent_start(struct agent *a, const struct options *o)
 						       : default_state_dir();
 		r = prepare_state_dir(a->state_dir, &error);
 	}
+	if (r == 0)
+		r = lock_state_dir(a, &error);
 	if (r == 0)  /* first, so a bad password source fails before anything starts */
 		r = creds_password(a->cfg, &password, &error);
 	if (r == 0)
@@ -332,12 +360,14 @@ static void agent_free(struct agent *a)
 	g_free(a->instance_urn);
 	if (a->loop)
 		g_main_loop_unref(a->loop);
+	if (a->lock_fd >= 0)
+		close(a->lock_fd);
 }
 
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
-	struct agent a = { 0 };
+	struct agent a = { .lock_fd = -1 };
 	int r;
 
 	forbid_core_dumps();

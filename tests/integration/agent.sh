@@ -32,24 +32,25 @@ ag_require() {
 	[ -x "$AG_CTL" ] || tb_skip "$AG_CTL not built"
 }
 
-# ag_setup [--transport T] [--password PW] [--iwf-addr A:P] [--extra "KEY=VAL..."]
+# ag_setup [--transport T] [--password PW] [--iwf-addr A:P] [--kamailio "ARGS"]
 #   Starts Kamailio (users alice, bob), writes the agent's configuration for
 #   alice and a 0600 password file.  --password sets what the agent uses
 #   (Kamailio always has alice-pw).
 ag_setup() {
-	local transport=tcp password=alice-pw iwf_addr=127.0.0.1:9
+	local transport=tcp password=alice-pw iwf_addr=127.0.0.1:9 kam_args=
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--transport) transport=$2 ;;
 		--password) password=$2 ;;
 		--iwf-addr) iwf_addr=$2 ;;
+		--kamailio) kam_args=$2 ;;
 		*) tb_fail "ag_setup: unknown option $1" ;;
 		esac
 		shift 2
 	done
 	ag_require
 	tb_start_kamailio --users "alice:alice-pw bob:bob-pw" --iwf-addr "$iwf_addr" \
-		--iwf-transport udp
+		--iwf-transport udp $kam_args
 	AG_DIR=$TB_DIR/agent
 	AG_STATE=$AG_DIR/state
 	AG_SOCK=$AG_DIR/run/agent.sock

@@ -22,6 +22,17 @@ tb_assert_grep "$TB_KAM_LOG" "\\+sip\\.instance=\"<urn:uuid:$uuid>\"" "Contact l
 [ "$(stat -c %a "$AG_STATE/instance-id")" = 600 ] || tb_fail "instance-id is not mode 0600"
 tb_log "Contact has the feature tags and instance $uuid"
 
+# A second agent on the same state directory, or on the same socket, refuses to start.
+"$AG_AGENT" --config "$AG_CONF" --socket "$TB_DIR/other.sock" >/dev/null 2>"$TB_DIR/second.err"
+[ $? -eq 1 ] || tb_fail "a second agent on the same state directory did not exit 1"
+tb_assert_grep "$TB_DIR/second.err" "another lmrsec-agent is using this state directory" "no clear refusal (state dir)"
+sed "s|^state-dir = .*|state-dir = $TB_DIR/other-state|" "$AG_CONF" >"$TB_DIR/other.conf"
+"$AG_AGENT" --config "$TB_DIR/other.conf" >/dev/null 2>"$TB_DIR/third.err"
+[ $? -eq 1 ] || tb_fail "a second agent on the same socket did not exit 1"
+tb_assert_grep "$TB_DIR/third.err" "already listening on $AG_SOCK" "no clear refusal (socket)"
+[ "$(ag_state)" = registered ] || tb_fail "the first agent suffered from the refused ones"
+tb_log "second agents refused: $(cat "$TB_DIR/second.err") / $(cat "$TB_DIR/third.err")"
+
 # Reached through Kamailio while registered...
 ag_send_iwf reg-msg 200
 ag_stop
