@@ -64,15 +64,21 @@ static void usage(FILE *out)
 		"2 usage error, 3 agent not reachable, 4 timeout.\n");
 }
 
+/* "lmrsecctl: COMMAND: message", without the line end. */
+static void error_vprint(const struct cli *cli, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", cli->prog);
+	if (cli->command)
+		fprintf(stderr, "%s: ", cli->command);
+	vfprintf(stderr, fmt, ap);
+}
+
 void cli_error(const struct cli *cli, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", cli->prog);
-	if (cli->command)
-		fprintf(stderr, "%s: ", cli->command);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	error_vprint(cli, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
 }
@@ -81,11 +87,8 @@ int cli_usage_error(const struct cli *cli, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", cli->prog);
-	if (cli->command)
-		fprintf(stderr, "%s: ", cli->command);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	error_vprint(cli, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, " (try '%s%s%s --help')\n", cli->prog,
 		cli->command ? " " : "", cli->command ? cli->command : "");
