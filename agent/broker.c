@@ -28,6 +28,7 @@ struct entry {
 	int64_t not_before_us;        /* after a NACK */
 	char *lmr_type;
 	size_t payload_len;
+	uint8_t fingerprint[SPOOL_FINGERPRINT_LEN];
 	struct consumer_slot *in_flight;
 };
 
@@ -37,6 +38,11 @@ struct consumer_slot {
 	broker_lost_fn lost;
 	GPtrArray *types;             /* char *, may contain "*" */
 	bool blocked;                 /* its output is full: wait for ready */
+};
+
+struct observer {
+	broker_event_fn fn;
+	void *ctx;
 };
 
 struct broker_send {
@@ -56,6 +62,7 @@ struct broker {
 	GHashTable *holders;          /* LMR type -> struct consumer_slot * */
 	GHashTable *slots;            /* consumer -> struct consumer_slot * */
 	GList *sends;                 /* struct broker_send * waiting or in flight */
+	GArray *observers;            /* struct observer */
 	const struct broker_sip_ops *sip_ops;
 	void *sip;
 	struct {
@@ -85,6 +92,72 @@ const char *broker_reg_state_name(enum broker_reg_state s)
 	return "unknown";
 }
 
+const char *broker_event_name(enum broker_event_kind kind)
+{
+	switch (kind) {
+	case BROKER_EVENT_REGISTRATION:
+		return "registration";
+	case BROKER_EVENT_RECEIVED:
+		return "received";
+	case BROKER_EVENT_DELIVERED:
+		return "delivered";
+	case BROKER_EVENT_ACKED:
+		return "acked";
+	case BROKER_EVENT_NACKED:
+		return "nacked";
+	case BROKER_EVENT_REJECTED:
+		return "rejected";
+	case BROKER_EVENT_EXPIRED:
+		return "expired";
+	}
+	return "unknown";
+}
+
+void broker_add_observer(struct broker *b, broker_event_fn fn, void *ctx)
+{
+	struct observer o = { fn, ctx };
+
+	g_array_append_val(b->observers, o);
+}
+
+void broker_remove_observer(struct broker *b, broker_event_fn fn, void *ctx)
+{
+	for (guint i = 0; i < b->observers->len; i++) {
+		struct observer *o = &g_array_index(b->observers, struct observer, i);
+
+		if (o->fn == fn && o->ctx == ctx) {
+			g_array_remove_index(b->observers, i);
+			return;
+		}
+	}
+}
+
+static void emit(struct broker *b, struct broker_event *ev)
+{
+	ev->time_us = g_get_real_time();
+	for (guint i = 0; i < b->observers->len; i++) {
+		struct observer o = g_array_index(b->observers, struct observer, i);
+
+		o.fn(o.ctx, ev);
+	}
+}
+
+static void emit_message(struct broker *b, enum broker_event_kind kind, int64_t id,
+			 const char *lmr_type, size_t size, const uint8_t *fingerprint)
+{
+	struct broker_event ev = {
+		.kind = kind, .id = id, .lmr_type = lmr_type, .size = size,
+		.fingerprint = fingerprint,
+	};
+
+	emit(b, &ev);
+}
+
+static void emit_entry(struct broker *b, enum broker_event_kind kind, const struct entry *e)
+{
+	emit_message(b, kind, e->id, e->lmr_type, e->payload_len, e->fingerprint);
+}
+
 static void entry_free(struct entry *e)
 {
 	g_free(e->lmr_type);
@@ -106,6 +179,7 @@ static void entry_add(struct broker *b, const struct spool_record *rec)
 	e->received_us = rec->received_us;
 	e->lmr_type = g_strdup(rec->lmr_type);
 	e->payload_len = rec->payload_len;
+	memcpy(e->fingerprint, rec->fingerprint, sizeof(e->fingerprint));
 	g_queue_push_tail(&b->entries, e);
 	g_hash_table_insert(b->by_id, &e->id, b->entries.tail);
 	b->spool_messages++;
@@ -155,6 +229,7 @@ static bool offer(struct broker *b, struct entry *e, struct consumer_slot *slot)
 	}
 	e->in_flight = slot;
 	b->delivered++;
+	emit_entry(b, BROKER_EVENT_DELIVERED, e);
 	return true;
 }
 
@@ -212,8 +287,8 @@ void broker_accept(struct broker *b, struct spool_record *rec,
 	int r;
 
 	if (!spool_has_room(b, rec->payload_len)) {
-		b->rejected++;
 		spool_record_clear(rec);
+		broker_rejected(b, 503, "Service Unavailable (spool full)");
 		answer(ctx, 503, "Service Unavailable (spool full)", BROKER_RETRY_AFTER_S);
 		return;
 	}
@@ -227,23 +302,29 @@ void broker_accept(struct broker *b, struct spool_record *rec,
 	}
 	if (r < 0) {
 		g_warning("spool: cannot store a message: %s", spool_errmsg(b->spool));
-		b->rejected++;
 		spool_record_clear(rec);
+		broker_rejected(b, 500, "Server Internal Error (cannot store message)");
 		answer(ctx, 500, "Server Internal Error (cannot store message)",
 		       BROKER_RETRY_AFTER_S);
 		return;
 	}
 	b->received++;
 	entry_add(b, rec);
+	emit_message(b, BROKER_EVENT_RECEIVED, rec->id, rec->lmr_type, rec->payload_len,
+		     rec->fingerprint);
 	spool_record_clear(rec);
 	answer(ctx, 200, "OK", 0);
 	dispatch(b);
 }
 
-void broker_count_rejected(struct broker *b, unsigned status)
+void broker_rejected(struct broker *b, unsigned status, const char *reason)
 {
-	(void)status;
+	struct broker_event ev = {
+		.kind = BROKER_EVENT_REJECTED, .sip_status = status, .reason = reason,
+	};
+
 	b->rejected++;
+	emit(b, &ev);
 }
 
 /* --- consumers --- */
@@ -391,6 +472,7 @@ int broker_ack(struct broker *b, void *consumer, int64_t id)
 		return r;
 	}
 	b->acked++;
+	emit_entry(b, BROKER_EVENT_ACKED, e);
 	entry_drop(b, e);
 	if (!b->entries.length)
 		spool_checkpoint(b->spool);  /* queue drained: purge the WAL too */
@@ -405,6 +487,7 @@ int broker_nack(struct broker *b, void *consumer, int64_t id)
 		return -ENOENT;
 	e->in_flight = NULL;
 	e->not_before_us = g_get_real_time() + BROKER_NACK_DELAY_US;
+	emit_entry(b, BROKER_EVENT_NACKED, e);
 	schedule_dispatch(b, BROKER_NACK_DELAY_US);
 	return 0;
 }
@@ -420,6 +503,8 @@ static int on_expired(const struct spool_record *rec, void *user)
 		  "undelivered after the message TTL", rec->id, rec->lmr_type,
 		  rec->payload_len);
 	b->expired++;
+	emit_message(b, BROKER_EVENT_EXPIRED, rec->id, rec->lmr_type, rec->payload_len,
+		     rec->fingerprint);
 	if (e)
 		entry_drop(b, e);
 	return 0;
@@ -545,6 +630,7 @@ static void replace_str(char **dst, const char *src)
 void broker_set_registration(struct broker *b, const struct broker_registration *reg)
 {
 	enum broker_reg_state was = b->reg.state;
+	bool changed = was != reg->state || b->reg.last_status != reg->last_status;
 
 	b->reg.state = reg->state;
 	replace_str(&b->reg.aor, reg->aor);
@@ -558,6 +644,14 @@ void broker_set_registration(struct broker *b, const struct broker_registration 
 		g_message("registration: %s -> %s (last answer %u %s)",
 			  broker_reg_state_name(was), broker_reg_state_name(reg->state),
 			  reg->last_status, reg->last_reason ? reg->last_reason : "");
+	if (changed) {
+		struct broker_event ev = {
+			.kind = BROKER_EVENT_REGISTRATION, .reg_state = reg->state,
+			.sip_status = reg->last_status, .reason = reg->last_reason,
+		};
+
+		emit(b, &ev);
+	}
 	if (reg->state == BROKER_REG_REGISTERED && b->sip_ops)
 		sends_resume(b);
 }
@@ -617,6 +711,7 @@ int broker_new(struct spool *spool, const struct broker_limits *limits,
 	b->by_id = g_hash_table_new(g_int64_hash, g_int64_equal);
 	b->holders = g_hash_table_new(g_str_hash, g_str_equal);
 	b->slots = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, slot_free);
+	b->observers = g_array_new(FALSE, FALSE, sizeof(struct observer));
 	r = spool_foreach(spool, reload_one, b);
 	if (r < 0) {
 		*error = g_strdup_printf("cannot reload the spool: %s", spool_errmsg(spool));
@@ -653,6 +748,7 @@ void broker_free(struct broker *b)
 	g_hash_table_destroy(b->slots);
 	g_hash_table_destroy(b->by_id);
 	g_queue_clear_full(&b->entries, (GDestroyNotify)entry_free);
+	g_array_unref(b->observers);
 	g_free(b->reg.aor);
 	g_free(b->reg.registrar);
 	g_free(b->reg.transport);

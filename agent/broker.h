@@ -118,6 +118,37 @@ struct broker_send *broker_send(struct broker *b, const struct broker_send_reque
 /* The requester went away: done will not be called. */
 void broker_send_cancel(struct broker *b, struct broker_send *s);
 
+/* --- events, for monitors --- */
+enum broker_event_kind {
+	BROKER_EVENT_REGISTRATION,  /* state or last REGISTER answer changed */
+	BROKER_EVENT_RECEIVED,      /* accepted and spooled */
+	BROKER_EVENT_DELIVERED,     /* handed to a consumer */
+	BROKER_EVENT_ACKED,         /* consumer ACKed: removed from the spool */
+	BROKER_EVENT_NACKED,        /* consumer NACKed: back in the queue */
+	BROKER_EVENT_REJECTED,      /* refused with a SIP error (no id) */
+	BROKER_EVENT_EXPIRED,       /* dropped undelivered after message-ttl */
+};
+
+/* Metadata only: never payload bytes. Pointers valid during the call. */
+struct broker_event {
+	enum broker_event_kind kind;
+	int64_t time_us;             /* wall clock */
+	int64_t id;                  /* message id, 0 when none */
+	const char *lmr_type;        /* NULL when unknown */
+	size_t size;                 /* payload bytes */
+	const uint8_t *fingerprint;  /* 32 bytes (SHA-256), NULL when unknown */
+	unsigned sip_status;         /* REJECTED: the answer; REGISTRATION: last status */
+	const char *reason;          /* REJECTED / REGISTRATION: the reason phrase */
+	enum broker_reg_state reg_state;  /* REGISTRATION */
+};
+
+const char *broker_event_name(enum broker_event_kind kind);
+
+typedef void (*broker_event_fn)(void *ctx, const struct broker_event *ev);
+/* Observers are called in the order added, synchronously. */
+void broker_add_observer(struct broker *b, broker_event_fn fn, void *ctx);
+void broker_remove_observer(struct broker *b, broker_event_fn fn, void *ctx);
+
 /* --- status --- */
 struct broker_status {
 	struct broker_registration reg;   /* strings owned by the broker */
@@ -126,8 +157,9 @@ struct broker_status {
 	const char *consumer_types[64];   /* NULL-terminated, owned by the broker */
 };
 void broker_get_status(struct broker *b, struct broker_status *out);
-/* Counts a message the inbound validation refused (for status). */
-void broker_count_rejected(struct broker *b, unsigned status);
+/* Records a message the inbound validation refused: counted for status and
+ * reported to observers. */
+void broker_rejected(struct broker *b, unsigned status, const char *reason);
 
 /* --- the SIP side reports registration changes --- */
 void broker_set_registration(struct broker *b, const struct broker_registration *reg);

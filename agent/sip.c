@@ -290,7 +290,7 @@ static void on_message(struct sip *s, nua_handle_t *nh, sip_t const *sip)
 	if (inbound_check(&s->policy, &req, &verdict, &rec) < 0) {
 		g_message("MESSAGE from %s refused: %u %s", sender ? sender : "?",
 			  verdict.status, verdict.reason);
-		broker_count_rejected(s->broker, verdict.status);
+		broker_rejected(s->broker, verdict.status, verdict.reason);
 		answer_incoming(in, verdict.status, verdict.reason, 0);
 	} else {
 		broker_accept(s->broker, &rec, answer_incoming, in);
