@@ -4,21 +4,45 @@
  * In memory the broker keeps only metadata of spooled messages; payloads
  * stay in the spool and are read back just for the delivery, so key bytes
  * live in agent memory only while a message is on its way to a consumer.
+ *
+ * A message's life, named in "state:" comments where it changes (a model of
+ * this file uses the same names):
+ *   stored    committed to the spool, in the queue, waiting for a consumer
+ *   offered   read back and handed to its consumer's deliver callback
+ *   in flight the consumer has it and owes an ACK or a NACK
+ *   acked     the consumer ACKed: deleted from the spool (terminal)
+ *   nacked    the consumer NACKed: stored again, offered after a delay
+ *   expired   dropped undelivered after message-ttl (terminal)
+ * A consumer that goes away (disconnect, takeover) returns its in-flight
+ * messages to stored ("released"); a restart queues every spooled message
+ * again ("reloaded").  tests/model/delivery.pml models these states in
+ * capitals; expiry and the deferred answers below are outside that model.
+ * In ack-mode delivered the IWF's MESSAGE also has an answer state, in
+ * "answer:" comments: deferred (a waiter holds it), then answered 200
+ * (acked) or 480 (no consumer, NACK, timeout, expiry, stop).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <glib.h>
 
 #include "broker.h"
+#include "log.h"
 
 /* A NACKed message is offered again after this delay, so a consumer that
  * keeps refusing cannot spin the agent. */
 #define BROKER_NACK_DELAY_US (1 * G_USEC_PER_SEC)
-#define BROKER_EXPIRE_PERIOD_S 60
+/* Expiry runs every min(this, message-ttl / 2) seconds, at least every 1 s. */
+#define BROKER_EXPIRE_PERIOD_MAX_S 60
 #define BROKER_RETRY_AFTER_S 30
+/* A removed message's bytes stay in the SQLite WAL until a checkpoint: at
+ * most this long when the queue does not drain. */
+#define BROKER_PURGE_DELAY_MS 2000
 #define BROKER_ALL_TYPES "*"
+
+#define BROKER_480 "Temporarily Unavailable"
 
 struct consumer_slot;
 
@@ -38,6 +62,15 @@ struct consumer_slot {
 	broker_lost_fn lost;
 	GPtrArray *types;             /* char *, may contain "*" */
 	bool blocked;                 /* its output is full: wait for ready */
+};
+
+/* ack-mode delivered: one IWF MESSAGE waiting for the ACK of message id. */
+struct waiter {
+	struct broker *broker;
+	int64_t id;
+	broker_answer_fn answer;
+	void *ctx;
+	guint timer;                  /* delivery-timeout */
 };
 
 struct observer {
@@ -61,6 +94,7 @@ struct broker {
 	GHashTable *by_id;            /* id -> GList link in entries */
 	GHashTable *holders;          /* LMR type -> struct consumer_slot * */
 	GHashTable *slots;            /* consumer -> struct consumer_slot * */
+	GQueue waiters;               /* struct waiter *, deferred answers */
 	GList *sends;                 /* struct broker_send * waiting or in flight */
 	GArray *observers;            /* struct observer */
 	const struct broker_sip_ops *sip_ops;
@@ -73,7 +107,8 @@ struct broker {
 	} reg;
 	uint64_t spool_messages, spool_bytes;
 	uint64_t received, delivered, acked, rejected, sent, expired;
-	guint retry_timer, expire_timer;
+	guint retry_timer, expire_timer, purge_timer;
+	bool stopping;                /* broker_shutdown ran */
 	const char *status_types[64];
 };
 
@@ -221,12 +256,15 @@ static bool offer(struct broker *b, struct entry *e, struct consumer_slot *slot)
 			  e->id, spool_errmsg(b->spool));
 		return true;
 	}
+	/* state: offered */
 	r = slot->deliver(slot->consumer, &rec);
-	spool_record_clear(&rec);
+	spool_record_clear(&rec);  /* wipes the payload copy */
 	if (r < 0) {
+		/* state: stored (the consumer cannot take it now) */
 		slot->blocked = true;
 		return false;
 	}
+	/* state: in flight */
 	e->in_flight = slot;
 	b->delivered++;
 	emit_entry(b, BROKER_EVENT_DELIVERED, e);
@@ -273,6 +311,123 @@ static void schedule_dispatch(struct broker *b, int64_t delay_us)
 	b->retry_timer = g_timeout_add((guint)(delay_us / 1000) + 1, on_retry_timer, b);
 }
 
+/* --- purging removed payloads from the database files --- */
+
+static void purge_now(struct broker *b)
+{
+	int r;
+
+	if (b->purge_timer)
+		g_source_remove(b->purge_timer);
+	b->purge_timer = 0;
+	r = spool_checkpoint(b->spool);
+	if (r < 0)
+		g_warning("spool: checkpoint failed, removed payloads may linger in the "
+			  "WAL until the next one: %s", spool_errmsg(b->spool));
+}
+
+static gboolean on_purge_timer(gpointer data)
+{
+	struct broker *b = data;
+
+	b->purge_timer = 0;
+	purge_now(b);
+	return G_SOURCE_REMOVE;
+}
+
+/* After a removal: secure_delete zeroed the rows, but the WAL keeps the
+ * frames they were written in until a checkpoint.  At once when the queue
+ * drained, else soon, so a busy agent purges too. */
+static void purge_soon(struct broker *b)
+{
+	if (!b->entries.length) {
+		purge_now(b);
+		return;
+	}
+	if (!b->purge_timer)
+		b->purge_timer = g_timeout_add(BROKER_PURGE_DELAY_MS, on_purge_timer, b);
+}
+
+/* --- deferred answers (ack-mode delivered) --- */
+
+static void waiter_finish(struct waiter *w, unsigned status, const char *reason,
+			  unsigned retry_after_s)
+{
+	struct broker *b = w->broker;
+
+	g_queue_remove(&b->waiters, w);
+	if (w->timer)
+		g_source_remove(w->timer);
+	w->answer(w->ctx, status, reason, retry_after_s);
+	g_free(w);
+}
+
+static gboolean on_waiter_timeout(gpointer data)
+{
+	struct waiter *w = data;
+
+	w->timer = 0;
+	g_message("message %" G_GINT64_FORMAT ": no consumer ACK within %u s, "
+		  "answered 480; it stays in the spool", w->id,
+		  w->broker->limits.delivery_timeout_s);
+	/* answer: 480 (timeout) */
+	waiter_finish(w, 480, BROKER_480 " (no consumer ACK in time)", BROKER_RETRY_AFTER_S);
+	return G_SOURCE_REMOVE;
+}
+
+static void waiter_add(struct broker *b, int64_t id, broker_answer_fn answer, void *ctx)
+{
+	struct waiter *w = g_new0(struct waiter, 1);
+
+	/* answer: deferred */
+	w->broker = b;
+	w->id = id;
+	w->answer = answer;
+	w->ctx = ctx;
+	w->timer = g_timeout_add((guint)b->limits.delivery_timeout_s * 1000,
+				 on_waiter_timeout, w);
+	g_queue_push_tail(&b->waiters, w);
+}
+
+/* Answers every MESSAGE waiting for message id (a re-sent copy waits too). */
+static void waiters_answer(struct broker *b, int64_t id, unsigned status,
+			   const char *reason, unsigned retry_after_s)
+{
+	GList *l = b->waiters.head;
+
+	while (l) {
+		struct waiter *w = l->data;
+
+		l = l->next;
+		if (w->id == id)
+			waiter_finish(w, status, reason, retry_after_s);
+	}
+}
+
+/* The MESSAGE of stored (or still spooled) message e: in ack-mode stored
+ * 200 now; in ack-mode delivered 200 only on its consumer's ACK. */
+static void answer_kept(struct broker *b, const struct entry *e,
+			broker_answer_fn answer, void *ctx)
+{
+	if (b->limits.ack_mode == BROKER_ACK_STORED) {
+		/* answer: 200 (stored) */
+		answer(ctx, 200, "OK", 0);
+		return;
+	}
+	if (b->stopping || !holder_for(b, e->lmr_type)) {
+		const char *why = b->stopping ? "agent stopping" : "no consumer for this LMR type";
+		char reason[96];
+
+		g_message("message %" G_GINT64_FORMAT ": answered 480 (%s); it stays in "
+			  "the spool", e->id, why);
+		snprintf(reason, sizeof(reason), BROKER_480 " (%s)", why);
+		/* answer: 480 (no consumer, or stopping) */
+		answer(ctx, 480, reason, BROKER_RETRY_AFTER_S);
+		return;
+	}
+	waiter_add(b, e->id, answer, ctx);
+}
+
 /* --- incoming messages --- */
 
 static bool spool_has_room(struct broker *b, size_t payload_len)
@@ -281,39 +436,63 @@ static bool spool_has_room(struct broker *b, size_t payload_len)
 	       b->spool_bytes + payload_len <= b->limits.max_bytes;
 }
 
+static void refuse(struct broker *b, struct spool_record *rec, unsigned status,
+		   const char *reason, broker_answer_fn answer, void *ctx)
+{
+	struct log_fields f = {
+		.event = "rejected", .lmr_type = rec->lmr_type, .fingerprint = rec->fingerprint,
+		.size = rec->payload_len, .sip_status = status,
+	};
+
+	log_message(G_LOG_LEVEL_WARNING, &f, "message refused (LMR type %s, %zu bytes): %u %s",
+		    rec->lmr_type ? rec->lmr_type : "?", rec->payload_len, status, reason);
+	spool_record_clear(rec);
+	broker_rejected(b, status, reason);
+	answer(ctx, status, reason, BROKER_RETRY_AFTER_S);
+}
+
+/* rec's dedupe key was accepted before: rec->id is the earlier message. */
+static void accept_duplicate(struct broker *b, struct spool_record *rec,
+			     broker_answer_fn answer, void *ctx)
+{
+	struct entry *e = entry_lookup(b, rec->id);
+
+	g_debug("message %" G_GINT64_FORMAT " re-sent; not delivered twice", rec->id);
+	spool_record_clear(rec);
+	if (e) {
+		answer_kept(b, e, answer, ctx);
+		return;
+	}
+	/* answer: 200 (already ACKed, so also right in ack-mode delivered) */
+	answer(ctx, 200, "OK", 0);
+}
+
 void broker_accept(struct broker *b, struct spool_record *rec,
 		   broker_answer_fn answer, void *ctx)
 {
 	int r;
 
 	if (!spool_has_room(b, rec->payload_len)) {
-		spool_record_clear(rec);
-		broker_rejected(b, 503, "Service Unavailable (spool full)");
-		answer(ctx, 503, "Service Unavailable (spool full)", BROKER_RETRY_AFTER_S);
+		refuse(b, rec, 503, "Service Unavailable (spool full)", answer, ctx);
 		return;
 	}
 	r = spool_store(b->spool, rec);
 	if (r == -EEXIST) {
-		g_debug("message %" G_GINT64_FORMAT " re-sent; answered again, not delivered twice",
-			rec->id);
-		spool_record_clear(rec);
-		answer(ctx, 200, "OK", 0);
+		accept_duplicate(b, rec, answer, ctx);
 		return;
 	}
 	if (r < 0) {
 		g_warning("spool: cannot store a message: %s", spool_errmsg(b->spool));
-		spool_record_clear(rec);
-		broker_rejected(b, 500, "Server Internal Error (cannot store message)");
-		answer(ctx, 500, "Server Internal Error (cannot store message)",
-		       BROKER_RETRY_AFTER_S);
+		refuse(b, rec, 500, "Server Internal Error (cannot store message)", answer, ctx);
 		return;
 	}
+	/* state: stored */
 	b->received++;
 	entry_add(b, rec);
 	emit_message(b, BROKER_EVENT_RECEIVED, rec->id, rec->lmr_type, rec->payload_len,
 		     rec->fingerprint);
 	spool_record_clear(rec);
-	answer(ctx, 200, "OK", 0);
+	answer_kept(b, b->entries.tail->data, answer, ctx);
 	dispatch(b);
 }
 
@@ -335,7 +514,7 @@ static void slot_release_messages(struct broker *b, struct consumer_slot *slot)
 		struct entry *e = l->data;
 
 		if (e->in_flight == slot)
-			e->in_flight = NULL;
+			e->in_flight = NULL;  /* state: stored (released: consumer gone) */
 	}
 }
 
@@ -365,7 +544,7 @@ static void take_type(struct broker *b, struct consumer_slot *old, const char *t
 		struct entry *e = l->data;
 
 		if (e->in_flight == old && holder_for(b, e->lmr_type) != old)
-			e->in_flight = NULL;
+			e->in_flight = NULL;  /* state: stored (released: taken over) */
 	}
 	if (old->lost)
 		old->lost(old->consumer, type);
@@ -387,24 +566,33 @@ static int check_holders(struct broker *b, const char *const *types,
 	return 0;
 }
 
+static struct consumer_slot *slot_get(struct broker *b, void *consumer)
+{
+	struct consumer_slot *slot = g_hash_table_lookup(b->slots, consumer);
+
+	if (slot)
+		return slot;
+	slot = g_new0(struct consumer_slot, 1);
+	slot->consumer = consumer;
+	slot->types = g_ptr_array_new_with_free_func(g_free);
+	g_hash_table_insert(b->slots, consumer, slot);
+	return slot;
+}
+
 int broker_subscribe(struct broker *b, void *consumer, const char *const *types,
 		     bool takeover, broker_deliver_fn deliver, broker_lost_fn lost,
 		     const char **holder_type)
 {
-	struct consumer_slot *slot = g_hash_table_lookup(b->slots, consumer);
+	struct consumer_slot *slot;
 	int r;
 
 	if (!types || !*types)
 		return -EINVAL;
-	r = check_holders(b, types, slot, takeover, holder_type);
+	r = check_holders(b, types, g_hash_table_lookup(b->slots, consumer), takeover,
+			  holder_type);
 	if (r < 0)
 		return r;
-	if (!slot) {
-		slot = g_new0(struct consumer_slot, 1);
-		slot->consumer = consumer;
-		slot->types = g_ptr_array_new_with_free_func(g_free);
-		g_hash_table_insert(b->slots, consumer, slot);
-	}
+	slot = slot_get(b, consumer);
 	slot->deliver = deliver;
 	slot->lost = lost;
 	for (const char *const *t = types; *t; t++) {
@@ -429,6 +617,7 @@ void broker_unsubscribe(struct broker *b, void *consumer)
 
 	if (!slot)
 		return;
+	/* After a takeover the types are another slot's: leave those alone. */
 	for (guint i = 0; i < slot->types->len; i++) {
 		const char *type = g_ptr_array_index(slot->types, i);
 
@@ -471,11 +660,13 @@ int broker_ack(struct broker *b, void *consumer, int64_t id)
 			  id, spool_errmsg(b->spool));
 		return r;
 	}
+	/* state: acked */
 	b->acked++;
 	emit_entry(b, BROKER_EVENT_ACKED, e);
+	/* answer: 200 (acked) */
+	waiters_answer(b, id, 200, "OK", 0);
 	entry_drop(b, e);
-	if (!b->entries.length)
-		spool_checkpoint(b->spool);  /* queue drained: purge the WAL too */
+	purge_soon(b);
 	return 0;
 }
 
@@ -485,9 +676,13 @@ int broker_nack(struct broker *b, void *consumer, int64_t id)
 
 	if (!e)
 		return -ENOENT;
+	/* state: nacked */
 	e->in_flight = NULL;
 	e->not_before_us = g_get_real_time() + BROKER_NACK_DELAY_US;
 	emit_entry(b, BROKER_EVENT_NACKED, e);
+	/* answer: 480 (NACK) — the IWF's retry finds it spooled and waits again */
+	waiters_answer(b, id, 480, BROKER_480 " (consumer refused the message)",
+		       BROKER_RETRY_AFTER_S);
 	schedule_dispatch(b, BROKER_NACK_DELAY_US);
 	return 0;
 }
@@ -499,27 +694,52 @@ static int on_expired(const struct spool_record *rec, void *user)
 	struct broker *b = user;
 	struct entry *e = entry_lookup(b, rec->id);
 
-	g_message("message %" G_GINT64_FORMAT " (LMR type %s, %zu bytes) expired "
-		  "undelivered after the message TTL", rec->id, rec->lmr_type,
-		  rec->payload_len);
+	/* state: expired (logged by the log observer, log.c) */
 	b->expired++;
 	emit_message(b, BROKER_EVENT_EXPIRED, rec->id, rec->lmr_type, rec->payload_len,
 		     rec->fingerprint);
+	/* answer: 480 (expired) */
+	waiters_answer(b, rec->id, 480, BROKER_480 " (message expired)",
+		       BROKER_RETRY_AFTER_S);
 	if (e)
 		entry_drop(b, e);
 	return 0;
 }
 
+static void expire_now(struct broker *b)
+{
+	int64_t cutoff = g_get_real_time() - (int64_t)b->limits.message_ttl_s * G_USEC_PER_SEC;
+	int n;
+
+	n = spool_expire(b->spool, cutoff, on_expired, b);
+	if (n < 0)
+		g_warning("spool: expiry failed: %s", spool_errmsg(b->spool));
+	if (spool_prune_seen(b->spool, cutoff) < 0)
+		g_warning("spool: cannot forget old dedupe keys: %s", spool_errmsg(b->spool));
+	if (n > 0)
+		purge_soon(b);
+}
+
 static gboolean on_expire_timer(gpointer data)
 {
-	struct broker *b = data;
-	int64_t now = g_get_real_time();
-	int64_t cutoff = now - (int64_t)b->limits.message_ttl_s * G_USEC_PER_SEC;
-
-	if (spool_expire(b->spool, cutoff, on_expired, b) < 0)
-		g_warning("spool: expiry failed: %s", spool_errmsg(b->spool));
-	spool_prune_seen(b->spool, cutoff);
+	expire_now(data);
 	return G_SOURCE_CONTINUE;
+}
+
+/* Often enough that a message outlives its TTL by at most half of it (and
+ * at most a minute). */
+static unsigned expire_period_s(const struct broker_limits *limits)
+{
+	return CLAMP(limits->message_ttl_s / 2, 1, BROKER_EXPIRE_PERIOD_MAX_S);
+}
+
+static gboolean on_first_expiry(gpointer data)
+{
+	struct broker *b = data;
+
+	expire_now(b);
+	b->expire_timer = g_timeout_add(expire_period_s(&b->limits) * 1000, on_expire_timer, b);
+	return G_SOURCE_REMOVE;
 }
 
 /* --- sends --- */
@@ -691,10 +911,36 @@ void broker_get_status(struct broker *b, struct broker_status *out)
 	out->consumer_types[n] = NULL;
 }
 
+/* --- spool listing --- */
+
+struct list_walk {
+	struct broker *broker;
+	broker_list_fn fn;
+	void *ctx;
+};
+
+static int list_one(const struct spool_record *rec, void *user)
+{
+	struct list_walk *w = user;
+	struct entry *e = entry_lookup(w->broker, rec->id);
+
+	return w->fn(w->ctx, rec, e && e->in_flight);
+}
+
+int broker_list(struct broker *b, int64_t after_id, size_t limit,
+		broker_list_fn fn, void *ctx)
+{
+	struct list_walk w = { b, fn, ctx };
+	int r = spool_list(b->spool, after_id, limit, list_one, &w);
+
+	return r < 0 ? r : 0;
+}
+
 /* --- life cycle --- */
 
 static int reload_one(const struct spool_record *rec, void *user)
 {
+	/* state: stored (reloaded after a restart) */
 	entry_add(user, rec);
 	return 0;
 }
@@ -708,6 +954,7 @@ int broker_new(struct spool *spool, const struct broker_limits *limits,
 	b->spool = spool;
 	b->limits = *limits;
 	g_queue_init(&b->entries);
+	g_queue_init(&b->waiters);
 	b->by_id = g_hash_table_new(g_int64_hash, g_int64_equal);
 	b->holders = g_hash_table_new(g_str_hash, g_str_equal);
 	b->slots = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, slot_free);
@@ -715,15 +962,17 @@ int broker_new(struct spool *spool, const struct broker_limits *limits,
 	r = spool_foreach(spool, reload_one, b);
 	if (r < 0) {
 		*error = g_strdup_printf("cannot reload the spool: %s", spool_errmsg(spool));
-		b->spool = NULL;
 		broker_free(b);
 		return r;
 	}
 	if (b->spool_messages)
 		g_message("spool: %" G_GUINT64_FORMAT " message(s) kept from before, "
 			  "waiting for their consumers", b->spool_messages);
-	on_expire_timer(b);
-	b->expire_timer = g_timeout_add_seconds(BROKER_EXPIRE_PERIOD_S, on_expire_timer, b);
+	purge_now(b);  /* what a crash left in the WAL after an ACK */
+	/* First thing in the main loop, once the caller added its observers:
+	 * what expired while the agent was down is reported, not dropped
+	 * silently, and never delivered. */
+	b->expire_timer = g_idle_add_full(G_PRIORITY_HIGH, on_first_expiry, b, NULL);
 	*out = b;
 	return 0;
 }
@@ -734,16 +983,47 @@ void broker_set_sip(struct broker *b, const struct broker_sip_ops *ops, void *si
 	b->sip = sip;
 }
 
+void broker_shutdown(struct broker *b)
+{
+	guint n = b->waiters.length;
+
+	b->stopping = true;
+	if (n)
+		g_message("stopping: answering %u waiting MESSAGE(s) 480; their messages "
+			  "stay in the spool", n);
+	while (b->waiters.head)
+		/* answer: 480 (agent stopping) */
+		waiter_finish(b->waiters.head->data, 480, BROKER_480 " (agent stopping)",
+			      BROKER_RETRY_AFTER_S);
+}
+
+/* Without broker_shutdown first the SIP side is gone: nobody to answer. */
+static void waiters_drop(struct broker *b)
+{
+	struct waiter *w;
+
+	if (b->waiters.length)
+		g_warning("%u deferred answer(s) dropped unanswered", b->waiters.length);
+	while ((w = g_queue_pop_head(&b->waiters))) {
+		if (w->timer)
+			g_source_remove(w->timer);
+		g_free(w);
+	}
+}
+
 void broker_free(struct broker *b)
 {
 	if (!b)
 		return;
 	while (b->sends)
 		broker_send_cancel(b, b->sends->data);
+	waiters_drop(b);
 	if (b->retry_timer)
 		g_source_remove(b->retry_timer);
 	if (b->expire_timer)
 		g_source_remove(b->expire_timer);
+	if (b->purge_timer)
+		g_source_remove(b->purge_timer);
 	g_hash_table_destroy(b->holders);
 	g_hash_table_destroy(b->slots);
 	g_hash_table_destroy(b->by_id);
@@ -753,7 +1033,6 @@ void broker_free(struct broker *b)
 	g_free(b->reg.registrar);
 	g_free(b->reg.transport);
 	g_free(b->reg.last_reason);
-	if (b->spool)
-		spool_close(b->spool);
+	spool_close(b->spool);  /* the broker owns it, also after a failed start */
 	g_free(b);
 }

@@ -21,7 +21,8 @@ struct broker;
 
 enum broker_ack_mode {
 	BROKER_ACK_STORED,     /* 200 once durably spooled */
-	BROKER_ACK_DELIVERED,  /* 200 once a consumer ACKed (later issue) */
+	BROKER_ACK_DELIVERED,  /* 200 once a consumer ACKed, within the
+	                          delivery timeout; else 480 (kept spooled) */
 };
 
 struct broker_limits {
@@ -57,7 +58,9 @@ const char *broker_reg_state_name(enum broker_reg_state s);
 
 /* The answer for an incoming MESSAGE: a SIP status, its reason phrase and an
  * optional Retry-After (0 = none).  Called exactly once per broker_accept,
- * possibly before broker_accept returns. */
+ * possibly before broker_accept returns, or later from the main loop (ack-mode
+ * delivered: on the consumer's ACK, NACK, delivery timeout, expiry, or
+ * broker_shutdown). */
 typedef void (*broker_answer_fn)(void *ctx, unsigned status, const char *reason,
 				 unsigned retry_after_s);
 
@@ -157,6 +160,17 @@ struct broker_status {
 	const char *consumer_types[64];   /* NULL-terminated, owned by the broker */
 };
 void broker_get_status(struct broker *b, struct broker_status *out);
+
+/* --- spool listing, for requesters (metadata only) --- */
+/* Called once per spooled message: msg->payload is NULL, payload_len and
+ * the fingerprint are set; in_flight while a consumer has it unacked.
+ * Return 0 to go on, a negative errno to stop (broker_list returns it). */
+typedef int (*broker_list_fn)(void *ctx, const struct spool_record *msg,
+			      bool in_flight);
+/* Visits up to limit messages (0: all) with an id above after_id, in id
+ * (arrival) order.  0, or a negative errno from the spool or from fn. */
+int broker_list(struct broker *b, int64_t after_id, size_t limit,
+		broker_list_fn fn, void *ctx);
 /* Records a message the inbound validation refused: counted for status and
  * reported to observers. */
 void broker_rejected(struct broker *b, unsigned status, const char *reason);
@@ -171,6 +185,12 @@ bool broker_is_registered(const struct broker *b);
 int broker_new(struct spool *spool, const struct broker_limits *limits,
 	       struct broker **out, char **error);
 void broker_set_sip(struct broker *b, const struct broker_sip_ops *ops, void *sip);
+/* The agent is stopping: answers every deferred MESSAGE now (480, the
+ * messages stay spooled) and later arrivals at once.  Call it while the SIP
+ * side can still send, before sip_shutdown. */
+void broker_shutdown(struct broker *b);
+/* Answers nothing any more: deferred answers not given by broker_shutdown
+ * are dropped.  Closes the spool. */
 void broker_free(struct broker *b);
 
 #endif

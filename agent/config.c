@@ -42,7 +42,8 @@ static const char *const delivery_keys[] = {
 	"ack-mode", "delivery-timeout", "max-payload", "max-body",
 	"spool-max-messages", "spool-max-bytes", "message-ttl", NULL };
 static const char *const socket_keys[] = {
-	"path", "group", "allowed-users", "allowed-groups", NULL };
+	"path", "group", "allowed-users", "allowed-groups", "max-connections",
+	"frame-timeout", NULL };
 static const char *const paths_keys[] = {
 	"state-dir", NULL };
 static const char *const registration_keys[] = {
@@ -1150,7 +1151,17 @@ static int parse_socket(struct parse *p, struct config_socket *s)
 	if (r < 0)
 		return r;
 
-	return get_name_list(p, "socket", "allowed-groups", &s->allowed_groups);
+	r = get_name_list(p, "socket", "allowed-groups", &s->allowed_groups);
+	if (r < 0)
+		return r;
+
+	s->max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
+	r = get_uint(p, "socket", "max-connections", 1, 65536, &s->max_connections);
+	if (r < 0)
+		return r;
+
+	s->frame_timeout = CONFIG_DEFAULT_FRAME_TIMEOUT;
+	return get_uint(p, "socket", "frame-timeout", 1, 3600, &s->frame_timeout);
 }
 
 static int parse_registration(struct parse *p, struct config_registration *reg)
@@ -1563,6 +1574,13 @@ void config_free(struct lmrsec_config *config)
 	g_free(config->paths.state_dir);
 	g_strfreev(config->warnings);
 	g_free(config);
+}
+
+char *config_default_path(void)
+{
+	if (geteuid() == 0)
+		return g_strdup(CONFIG_SYSTEM_PATH);
+	return g_build_filename(g_get_user_config_dir(), "lmrsec", "agent.conf", NULL);
 }
 
 const char *config_transport_name(enum config_transport transport)

@@ -48,6 +48,8 @@
 #define CONFIG_DEFAULT_MESSAGE_TTL		86400
 #define CONFIG_DEFAULT_RETRY_MIN		1
 #define CONFIG_DEFAULT_RETRY_MAX		300
+#define CONFIG_DEFAULT_MAX_CONNECTIONS		256
+#define CONFIG_DEFAULT_FRAME_TIMEOUT		10
 
 enum config_transport {
 	CONFIG_TRANSPORT_UDP,
@@ -121,6 +123,8 @@ struct config_socket {
 	char *group;			/* NULL: the agent's primary group */
 	char **allowed_users;		/* NULL-terminated, possibly empty */
 	char **allowed_groups;		/* NULL-terminated, possibly empty */
+	unsigned int max_connections;	/* 1..65536 open at once */
+	unsigned int frame_timeout;	/* 1..3600 s to send HELLO / finish a frame */
 };
 
 struct config_paths {
@@ -167,6 +171,13 @@ int config_parse_data(const char *data, size_t len, const char *filename,
 		      struct lmrsec_config **out, char **error_line);
 
 void config_free(struct lmrsec_config *config);
+
+/*
+ * The file read without --config: CONFIG_SYSTEM_PATH for root (a system
+ * service), else $XDG_CONFIG_HOME/lmrsec/agent.conf. Free it with free().
+ */
+#define CONFIG_SYSTEM_PATH "/etc/lmrsec/agent.conf"
+char *config_default_path(void);
 
 /*
  * A SIP URI we accept: "sip:" or "sips:" (any case), a non-empty host, a

@@ -1,5 +1,6 @@
 /*
- * creds — reading the SIP password (see creds.h).
+ * creds — reading the SIP password (see creds.h).  The Secret Service part
+ * is secret.c, shared with `lmrsecctl credentials`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <glib.h>
 
 #include "creds.h"
+#include "secret.h"
 
 static int refuse(char **error, int err, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
@@ -92,6 +94,24 @@ int creds_read_file(const char *path, char **password, char **error)
 	return r;
 }
 
+/* The Secret Service says what is wrong (no bus, no service, locked,
+ * nothing stored, no answer); we add where else a password may come from. */
+static int read_secret_service(const struct lmrsec_config *cfg, char **password,
+			       char **error)
+{
+	char *why = NULL;
+	int r;
+
+	r = secret_lookup(cfg->identity.mc_service_id, cfg->auth.username, password, &why);
+	if (r == 0)
+		return 0;
+	r = refuse(error, r, "password-source = secret-service: %s; the other sources are "
+		   "password-source = credential ($CREDENTIALS_DIRECTORY/%s, systemd "
+		   "LoadCredential=) and file:PATH", why, CREDS_CREDENTIAL_NAME);
+	g_free(why);
+	return r;
+}
+
 int creds_password(const struct lmrsec_config *cfg, char **password, char **error)
 {
 	const char *dir;
@@ -112,8 +132,7 @@ int creds_password(const struct lmrsec_config *cfg, char **password, char **erro
 		path = g_build_filename(dir, CREDS_CREDENTIAL_NAME, NULL);
 		return creds_read_file(path, password, error);
 	case CONFIG_PASSWORD_SECRET_SERVICE:
-		return refuse(error, -EOPNOTSUPP, "password-source = secret-service is not "
-			      "available in this build yet; use credential or file:PATH");
+		return read_secret_service(cfg, password, error);
 	}
 	return refuse(error, -EINVAL, "unknown password-source");
 }

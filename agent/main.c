@@ -14,8 +14,11 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <stddef.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -25,12 +28,15 @@
 #include "broker.h"
 #include "config.h"
 #include "creds.h"
+#include "log.h"
+#include "notify.h"
+#include "reload.h"
 #include "server.h"
 #include "sip.h"
 #include "spool.h"
 
 #define AGENT_NAME "lmrsec-agent"
-#define SYSTEM_CONFIG "/etc/lmrsec/agent.conf"
+#define SYSTEM_CONFIG CONFIG_SYSTEM_PATH
 #define SYSTEM_SOCKET "/run/lmrsec/agent.sock"
 #define SYSTEM_STATE_DIR "/var/lib/lmrsec"
 #define INSTANCE_FILE "instance-id"
@@ -125,17 +131,18 @@ static bool system_mode(void)
 
 static char *default_config_path(void)
 {
-	if (system_mode())
-		return g_strdup(SYSTEM_CONFIG);
-	return g_build_filename(g_get_user_config_dir(), "lmrsec", "agent.conf", NULL);
+	return config_default_path();  /* shared with lmrsecctl credentials */
 }
 
 static char *default_socket_path(void)
 {
 	const char *env = g_getenv("LMRSEC_SOCKET");
+	const char *systemd_dir = g_getenv("RUNTIME_DIRECTORY");  /* RuntimeDirectory= */
 
 	if (env && *env)
 		return g_strdup(env);
+	if (systemd_dir && *systemd_dir && !strchr(systemd_dir, ':'))
+		return g_build_filename(systemd_dir, "agent.sock", NULL);
 	if (system_mode())
 		return g_strdup(SYSTEM_SOCKET);
 	return g_build_filename(g_get_user_runtime_dir(), "lmrsec", "agent.sock", NULL);
@@ -143,6 +150,10 @@ static char *default_socket_path(void)
 
 static char *default_state_dir(void)
 {
+	const char *systemd_dir = g_getenv("STATE_DIRECTORY");  /* StateDirectory= */
+
+	if (systemd_dir && *systemd_dir && !strchr(systemd_dir, ':'))
+		return g_strdup(systemd_dir);
 	if (system_mode())
 		return g_strdup(SYSTEM_STATE_DIR);
 	return g_build_filename(g_get_user_state_dir(), "lmrsec", NULL);
@@ -228,7 +239,8 @@ static int open_broker(struct agent *a, char **error)
 	g_autofree char *path = g_build_filename(a->state_dir, SPOOL_FILE, NULL);
 	const struct config_delivery *d = &a->cfg->delivery;
 	struct broker_limits limits = {
-		.ack_mode = BROKER_ACK_STORED,
+		.ack_mode = d->ack_mode == CONFIG_ACK_MODE_DELIVERED ? BROKER_ACK_DELIVERED
+								     : BROKER_ACK_STORED,
 		.delivery_timeout_s = d->delivery_timeout,
 		.max_messages = d->spool_max_messages,
 		.max_bytes = d->spool_max_bytes,
@@ -237,17 +249,60 @@ static int open_broker(struct agent *a, char **error)
 	struct spool *spool;
 	int r;
 
-	if (d->ack_mode == CONFIG_ACK_MODE_DELIVERED) {
-		*error = g_strdup_printf("%s: [delivery] ack-mode: \"delivered\" is not "
-					 "supported by this version; use \"stored\"", a->config_path);
-		return -EOPNOTSUPP;
-	}
 	r = spool_open(path, &spool, error);
 	if (r < 0)
 		return r;
 	if (spool_warning(spool))
 		g_warning("%s", spool_warning(spool));
 	return broker_new(spool, &limits, &a->broker, error);
+}
+
+#define SD_LISTEN_FDS_START 3
+
+/* systemd socket activation: LISTEN_PID names this process and LISTEN_FDS
+ * counts the sockets passed from fd 3 on.  The variables are unset either
+ * way, so no child takes them for its own.  0 with *fd = -1 when the agent
+ * was not activated, 0 with *fd = 3, or -EINVAL for more than one socket. */
+static int listen_fd_from_systemd(int *fd, char **error)
+{
+	const char *pid_text = g_getenv("LISTEN_PID");
+	const char *fds_text = g_getenv("LISTEN_FDS");
+	guint64 pid, n;
+	int r = 0;
+
+	*fd = -1;
+	if (!pid_text || !fds_text ||
+	    !g_ascii_string_to_unsigned(pid_text, 10, 1, G_MAXINT, &pid, NULL) ||
+	    (pid_t) pid != getpid())
+		goto out;	/* not activated, or meant for another process */
+
+	if (!g_ascii_string_to_unsigned(fds_text, 10, 0, G_MAXINT, &n, NULL) || n > 1) {
+		*error = g_strdup_printf("LISTEN_FDS=%s: socket activation must pass "
+					 "exactly one socket", fds_text);
+		r = -EINVAL;
+	} else if (n == 1) {
+		*fd = SD_LISTEN_FDS_START;
+	}
+
+out:
+	g_unsetenv("LISTEN_PID");
+	g_unsetenv("LISTEN_FDS");
+	g_unsetenv("LISTEN_FDNAMES");
+	return r;
+}
+
+/* The path systemd bound, for log lines. */
+static char *socket_name(int fd)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(fd, (struct sockaddr *) &sa, &len) == 0 &&
+	    sa.sun_family == AF_UNIX && len > offsetof(struct sockaddr_un, sun_path) &&
+	    sa.sun_path[0])
+		return g_strndup(sa.sun_path, len - offsetof(struct sockaddr_un, sun_path));
+	return g_strdup("the socket from systemd");
 }
 
 static int start_server(struct agent *a, const char *socket_override, char **error)
@@ -258,7 +313,18 @@ static int start_server(struct agent *a, const char *socket_override, char **err
 		.allowed_groups = a->cfg->socket.allowed_groups,
 		.listen_fd = -1,
 		.agent_version = PACKAGE_VERSION,
+		.max_connections = a->cfg->socket.max_connections,
+		.frame_timeout_ms = a->cfg->socket.frame_timeout * 1000u,
 	};
+	int r;
+
+	r = listen_fd_from_systemd(&sc.listen_fd, error);
+	if (r < 0)
+		return r;
+	if (sc.listen_fd >= 0) {
+		a->socket_path = socket_name(sc.listen_fd);
+		return server_start(&sc, a->broker, &a->server, error);
+	}
 
 	if (socket_override)
 		a->socket_path = g_strdup(socket_override);
@@ -297,6 +363,8 @@ static gboolean on_terminate(gpointer data)
 		return G_SOURCE_CONTINUE;
 	a->stopping = true;
 	g_message("stopping: unregistering and shutting down");
+	notify_send("STOPPING=1");
+	broker_shutdown(a->broker);  /* deferred answers go out before SIP stops */
 	if (a->sip)
 		sip_shutdown(a->sip, on_sip_stopped, a);
 	else
@@ -304,11 +372,13 @@ static gboolean on_terminate(gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* SIGHUP: reload.c applies what it can and logs the rest. */
 static gboolean on_hangup(gpointer data)
 {
-	(void)data;
-	g_warning("SIGHUP: configuration reload is not supported by this version; "
-		  "restart the agent to apply changes");
+	struct agent *a = data;
+
+	if (!a->stopping && a->sip)
+		reload_apply(a->config_path, &a->cfg, a->sip, a->instance_urn);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -335,6 +405,10 @@ static int agent_start(struct agent *a, const struct options *o)
 		r = load_instance(a, &error);
 	if (r == 0)
 		r = open_broker(a, &error);
+	if (r == 0) {  /* before SIP starts, so the first registration change is seen */
+		broker_add_observer(a->broker, log_broker_event, NULL);
+		broker_add_observer(a->broker, notify_broker_event, NULL);
+	}
 	if (r == 0)
 		r = start_server(a, o->socket, &error);
 	if (r == 0)
@@ -376,6 +450,7 @@ int main(int argc, char **argv)
 	if (o.verbose)
 		g_log_set_debug_enabled(TRUE);
 	spool_global_init();
+	sip_global_init();
 	a.loop = g_main_loop_new(NULL, FALSE);
 	r = agent_start(&a, &o);
 	if (r == 0) {
@@ -384,6 +459,8 @@ int main(int argc, char **argv)
 		g_unix_signal_add(SIGHUP, on_hangup, &a);
 		g_message("started: %s, socket %s, state %s", a.cfg->identity.mc_service_id,
 			  a.socket_path, a.state_dir);
+		notify_send("READY=1");
+		notify_watchdog_start();
 		g_main_loop_run(a.loop);
 		g_message("stopped");
 	}

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -37,8 +38,19 @@
 #include "proto.h"
 #include "server.h"
 
-#define SERVER_LISTEN_BACKLOG		16
-#define SERVER_ACCEPT_BURST		16	/* accepts per wake-up, for fairness */
+/* Room for a burst of clients connecting at once; the kernel caps it at
+ * net.core.somaxconn. */
+#define SERVER_LISTEN_BACKLOG		128
+#define SERVER_ACCEPT_BURST		32	/* accepts per wake-up, for fairness */
+/* Out of file descriptors: the listening socket stays readable, so stop
+ * polling it for a while instead of spinning. */
+#define SERVER_ACCEPT_PAUSE_MS		100
+/* File descriptors kept for the rest of the agent (spool, SIP, logs). */
+#define SERVER_FD_RESERVE		64
+/* Refused peers are logged, but at most this many lines per window, so a
+ * local user cannot flood the journal through us. */
+#define SERVER_REFUSAL_LOG_BURST	10
+#define SERVER_REFUSAL_LOG_WINDOW_US	(10 * G_USEC_PER_SEC)
 #define SERVER_LMR_TYPE_MAX		16	/* as IWDATA_MAX_LMR_TYPE */
 #define SERVER_URI_MAX			1024	/* as IWDATA_MAX_URI */
 #define SERVER_PAYLOAD_MAX		65535	/* as IWDATA_MAX_PAYLOAD */
@@ -50,6 +62,10 @@
 #define SERVER_FRAME_BUFFER_MAX		(FRAME_HEADER_LEN + FRAME_MAX_LEN)
 #define SERVER_DIR_MODE			0750
 #define SERVER_SOCKET_MODE		0660
+/* With allowed-users / allowed-groups: anyone may reach the socket, and
+ * the peer-credential check decides (docs/behaviour.md). */
+#define SERVER_DIR_MODE_OPEN		0711
+#define SERVER_SOCKET_MODE_OPEN		0666
 
 enum conn_state {
 	CONN_STATE_NEW,		/* accepted, waiting for HELLO */
@@ -81,6 +97,10 @@ struct conn {
 	GQueue out;		/* struct out_frame */
 	size_t out_bytes;	/* queued and not yet written */
 
+	guint frame_timer;	/* armed while a HELLO or a frame is incomplete */
+	bool frame_progress;	/* a frame was completed since it was armed */
+
+	bool monitor;		/* receives EVENT frames */
 	bool subscribed;
 	bool subscribing;	/* inside broker_subscribe: hold deliveries */
 	bool want_ready;	/* a delivery was refused; tell the broker on drain */
@@ -105,6 +125,16 @@ struct server {
 	char *agent_version;
 	size_t max_output;
 	size_t soft_output;
+	unsigned max_connections;
+	unsigned frame_timeout_ms;
+	bool open_access;	/* socket reachable by all, credentials decide */
+	guint accept_pause_id;
+	unsigned n_monitors;
+	bool observing;
+	int64_t refusal_window_us;	/* start of the current log window */
+	unsigned refusals_logged;	/* in this window */
+	unsigned refusals_unlogged;	/* in this window, beyond the burst */
+	guint refusal_summary_id;	/* logs the unlogged count at the window end */
 	uid_t own_uid;
 	uid_t *allowed_uids;
 	size_t n_allowed_uids;
@@ -213,19 +243,40 @@ struct send_request {
 	uint32_t timeout_ms;
 };
 
-/* Marks tag seen; false when it was already. Tags >= 64 are not ours. */
-static bool field_first(uint64_t *seen, uint8_t tag)
-{
-	uint64_t bit;
+struct queue_request {
+	int64_t after_id;
+	uint32_t limit;
+};
 
-	if (tag >= 64)
+/* The tags met in one request, to refuse a field given twice. */
+struct tag_set {
+	uint64_t bits[4];
+};
+
+static bool tag_seen(const struct tag_set *set, uint8_t tag)
+{
+	return set->bits[tag / 64] & (UINT64_C(1) << (tag % 64));
+}
+
+/* A tag of this protocol version, as opposed to one from a later release,
+ * which is ignored however often it comes (forward compatibility). */
+static bool tag_known(uint8_t tag)
+{
+	return (tag >= PROTO_TAG_VERSION_MIN && tag <= PROTO_TAG_ERROR_TEXT) ||
+	       (tag >= PROTO_TAG_REG_STATE && tag <= PROTO_TAG_COUNT_EXPIRED) ||
+	       (tag >= PROTO_TAG_EVENT_KIND && tag <= PROTO_TAG_MORE);
+}
+
+/* Marks a known tag seen; false when it was already. */
+static bool field_first(struct tag_set *seen, uint8_t tag)
+{
+	if (!tag_known(tag))
 		return true;
 
-	bit = UINT64_C(1) << tag;
-	if (*seen & bit)
+	if (tag_seen(seen, tag))
 		return false;
 
-	*seen |= bit;
+	seen->bits[tag / 64] |= UINT64_C(1) << (tag % 64);
 	return true;
 }
 
@@ -249,7 +300,7 @@ static int parse_hello(const uint8_t *body, size_t len,
 		       struct hello_request *req, const char **why)
 {
 	struct frame_reader r;
-	uint64_t seen = 0;
+	struct tag_set seen = { { 0 } };
 	const uint8_t *v;
 	uint32_t vlen;
 	uint8_t tag;
@@ -288,8 +339,8 @@ static int parse_hello(const uint8_t *body, size_t len,
 	if (k < 0)
 		return -EBADMSG;
 
-	if (!(seen & (UINT64_C(1) << PROTO_TAG_VERSION_MIN)) ||
-	    !(seen & (UINT64_C(1) << PROTO_TAG_VERSION_MAX))) {
+	if (!tag_seen(&seen, PROTO_TAG_VERSION_MIN) ||
+	    !tag_seen(&seen, PROTO_TAG_VERSION_MAX)) {
 		*why = "HELLO needs VERSION_MIN and VERSION_MAX";
 		return -EINVAL;
 	}
@@ -326,7 +377,7 @@ static int parse_subscribe(const uint8_t *body, size_t len,
 			   struct subscribe_request *req, const char **why)
 {
 	struct frame_reader r;
-	uint64_t seen = 0;
+	struct tag_set seen = { { 0 } };
 	const uint8_t *v;
 	uint32_t vlen, takeover;
 	uint8_t tag;
@@ -373,7 +424,7 @@ static int parse_message_id(const uint8_t *body, size_t len, uint64_t *id,
 			    const char **why)
 {
 	struct frame_reader r;
-	uint64_t seen = 0;
+	struct tag_set seen = { { 0 } };
 	const uint8_t *v;
 	uint32_t vlen;
 	uint8_t tag;
@@ -398,7 +449,7 @@ static int parse_message_id(const uint8_t *body, size_t len, uint64_t *id,
 	if (k < 0)
 		return -EBADMSG;
 
-	if (!(seen & (UINT64_C(1) << PROTO_TAG_MESSAGE_ID))) {
+	if (!tag_seen(&seen, PROTO_TAG_MESSAGE_ID)) {
 		*why = "missing field MESSAGE_ID";
 		return -EINVAL;
 	}
@@ -449,7 +500,7 @@ static int parse_send(const uint8_t *body, size_t len,
 		      struct send_request *req, const char **why)
 {
 	struct frame_reader r;
-	uint64_t seen = 0;
+	struct tag_set seen = { { 0 } };
 	const uint8_t *v;
 	uint32_t vlen;
 	uint8_t tag;
@@ -487,6 +538,62 @@ static int parse_send(const uint8_t *body, size_t len,
 		req->timeout_ms = SERVER_SEND_TIMEOUT_DEFAULT_MS;
 	if (req->timeout_ms > SERVER_SEND_TIMEOUT_MAX_MS)
 		req->timeout_ms = SERVER_SEND_TIMEOUT_MAX_MS;
+	return 0;
+}
+
+static int queue_take_field(struct queue_request *req, uint8_t tag,
+			    const uint8_t *v, uint32_t vlen, const char **why)
+{
+	uint64_t after;
+
+	switch (tag) {
+	case PROTO_TAG_AFTER_ID:
+		if (frame_value_u64(v, vlen, &after) < 0 || after > INT64_MAX) {
+			*why = "AFTER_ID must be a u64 below 2^63";
+			return -EINVAL;
+		}
+		req->after_id = (int64_t) after;
+		return 0;
+	case PROTO_TAG_LIMIT:
+		if (frame_value_u32(v, vlen, &req->limit) < 0) {
+			*why = "LIMIT must be 4 octets";
+			return -EINVAL;
+		}
+		return 0;
+	}
+	return 0;	/* unknown tag: ignored */
+}
+
+static int parse_queue(const uint8_t *body, size_t len,
+		       struct queue_request *req, const char **why)
+{
+	struct tag_set seen = { { 0 } };
+	struct frame_reader r;
+	const uint8_t *v;
+	uint32_t vlen;
+	uint8_t tag;
+	int k, e;
+
+	memset(req, 0, sizeof(*req));
+	*why = "malformed QUEUE";
+	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
+		return -EBADMSG;
+
+	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
+		if (!field_first(&seen, tag)) {
+			*why = "a QUEUE field is repeated";
+			return -EINVAL;
+		}
+
+		e = queue_take_field(req, tag, v, vlen, why);
+		if (e < 0)
+			return e;
+	}
+	if (k < 0)
+		return -EBADMSG;
+
+	if (req->limit == 0 || req->limit > PROTO_LIST_MAX_ENTRIES)
+		req->limit = PROTO_LIST_MAX_ENTRIES;
 	return 0;
 }
 
@@ -801,6 +908,79 @@ static void send_done(void *ctx, int err, unsigned sip_status,
 	g_free(ps);
 }
 
+/* ---------- events, for monitors ---------- */
+
+/* Text that may come from the SIP network (reason phrases) is still UTF-8
+ * on our wire. */
+static void write_text(struct frame_writer *w, uint8_t tag, const char *s)
+{
+	char *valid;
+
+	if (g_utf8_validate(s, -1, NULL)) {
+		frame_writer_str(w, tag, s);
+		return;
+	}
+
+	valid = g_utf8_make_valid(s, -1);
+	frame_writer_str(w, tag, valid);
+	g_free(valid);
+}
+
+/* Metadata only: the broker never hands payload bytes to observers. */
+static void write_event(struct frame_writer *w, const struct broker_event *ev)
+{
+	frame_writer_begin(w, PROTO_MSG_EVENT, 0);
+	frame_writer_str(w, PROTO_TAG_EVENT_KIND, broker_event_name(ev->kind));
+	frame_writer_u64(w, PROTO_TAG_EVENT_TIME_US,
+			 ev->time_us > 0 ? (uint64_t) ev->time_us : 0);
+	if (ev->id > 0)
+		frame_writer_u64(w, PROTO_TAG_MESSAGE_ID, (uint64_t) ev->id);
+	if (ev->lmr_type)
+		write_text(w, PROTO_TAG_LMR_TYPE, ev->lmr_type);
+	if (ev->id > 0 || ev->fingerprint)
+		frame_writer_u64(w, PROTO_TAG_PAYLOAD_SIZE, ev->size);
+	if (ev->fingerprint)
+		frame_writer_bytes(w, PROTO_TAG_FINGERPRINT, ev->fingerprint,
+				   SPOOL_FINGERPRINT_LEN);
+	if (ev->kind == BROKER_EVENT_REGISTRATION)
+		frame_writer_str(w, PROTO_TAG_REG_STATE,
+				 broker_reg_state_name(ev->reg_state));
+	if (ev->sip_status)
+		frame_writer_u32(w, PROTO_TAG_SIP_STATUS, ev->sip_status);
+	if (ev->reason)
+		write_text(w, PROTO_TAG_SIP_REASON, ev->reason);
+}
+
+/* The one broker observer: the frame is built once and queued to every
+ * monitor.  A monitor that does not read is closed by conn_queue() when
+ * its output passes the bound, like any other connection. */
+static void server_on_event(void *ctx, const struct broker_event *ev)
+{
+	struct server *s = ctx;
+	struct frame_writer w;
+	const uint8_t *frame;
+	size_t len;
+
+	if (s->n_monitors == 0)
+		return;
+
+	frame_writer_init(&w);
+	write_event(&w, ev);
+	if (frame_writer_end(&w, &frame, &len) < 0) {
+		g_warning("cannot build a %s event frame", broker_event_name(ev->kind));
+		frame_writer_clear(&w);
+		return;
+	}
+
+	for (GList *l = s->conns.head; l; l = l->next) {
+		struct conn *c = l->data;
+
+		if (c->monitor && c->state == CONN_STATE_READY)
+			conn_queue(c, frame, len);
+	}
+	frame_writer_clear(&w);
+}
+
 /* ---------- requests ---------- */
 
 static void handle_hello(struct conn *c, uint32_t id,
@@ -966,6 +1146,7 @@ static void write_status(struct frame_writer *w, uint32_t id,
 	frame_writer_u64(w, PROTO_TAG_COUNT_ACKED, st->acked);
 	frame_writer_u64(w, PROTO_TAG_COUNT_REJECTED, st->rejected);
 	frame_writer_u64(w, PROTO_TAG_COUNT_SENT, st->sent);
+	frame_writer_u64(w, PROTO_TAG_COUNT_EXPIRED, st->expired);
 }
 
 static void handle_status(struct conn *c, uint32_t id)
@@ -980,6 +1161,124 @@ static void handle_status(struct conn *c, uint32_t id)
 	write_status(&w, id, &st, g_get_real_time());
 	if (conn_queue_writer(c, &w) == -EMSGSIZE)
 		reply_error(c, id, EMSGSIZE, "status does not fit in one frame");
+}
+
+static void handle_monitor(struct conn *c, uint32_t id)
+{
+	if (c->monitor) {
+		reply_error(c, id, EALREADY, "this connection is already a monitor");
+		return;
+	}
+
+	c->monitor = true;
+	c->server->n_monitors++;
+	g_message("monitor on connection %u (pid %d, uid %u, \"%s\")", c->serial,
+		  (int) c->pid, (unsigned) c->uid, c->client_name);
+	reply_ok(c, id);
+}
+
+/* One LIST reply being filled. */
+struct list_page {
+	struct frame_writer *w;
+	struct frame_writer entry;	/* scratch, reused for each entry */
+	uint32_t limit;
+	uint32_t count;
+	bool more;
+	bool full;		/* stopped the walk: not an error */
+};
+
+/* The MORE field that ends every LIST. */
+#define LIST_MORE_FIELD_LEN	(FRAME_FIELD_HEADER_LEN + 4)
+
+/* An ENTRY's nested fields, built as the body of a scratch frame (whose
+ * header, type and request id the caller skips). */
+static void write_entry(struct frame_writer *e, const struct spool_record *m,
+			bool in_flight)
+{
+	frame_writer_begin(e, 0, 0);
+	frame_writer_u64(e, PROTO_TAG_MESSAGE_ID, (uint64_t) m->id);
+	frame_writer_str(e, PROTO_TAG_LMR_TYPE, m->lmr_type ? m->lmr_type : "");
+	frame_writer_str(e, PROTO_TAG_KMF_URI, m->kmf_uri ? m->kmf_uri : "");
+	if (m->mc_service_id)
+		write_text(e, PROTO_TAG_MC_SERVICE_ID, m->mc_service_id);
+	if (m->sender)
+		write_text(e, PROTO_TAG_SENDER, m->sender);
+	frame_writer_u64(e, PROTO_TAG_RECEIVED_US,
+			 m->received_us > 0 ? (uint64_t) m->received_us : 0);
+	frame_writer_u64(e, PROTO_TAG_PAYLOAD_SIZE, m->payload_len);
+	frame_writer_bytes(e, PROTO_TAG_FINGERPRINT, m->fingerprint,
+			   SPOOL_FINGERPRINT_LEN);
+	frame_writer_u32(e, PROTO_TAG_IN_FLIGHT, in_flight ? 1 : 0);
+}
+
+/* Adds one message to the page; stops the walk when the page is full by
+ * count or by the frame limit (the entry is then left for the next page). */
+static int list_visit(void *ctx, const struct spool_record *m, bool in_flight)
+{
+	const size_t skip = FRAME_HEADER_LEN + FRAME_BODY_MIN;
+	struct list_page *p = ctx;
+	const uint8_t *frame;
+	size_t len;
+
+	if (p->count == p->limit) {
+		p->more = p->full = true;
+		return -ENOBUFS;
+	}
+
+	write_entry(&p->entry, m, in_flight);
+	if (frame_writer_end(&p->entry, &frame, &len) < 0) {
+		/* Cannot happen with spool fields; never let it stall paging. */
+		g_warning("message %" PRId64 ": too large for a LIST entry, left out",
+			  m->id);
+		return 0;
+	}
+
+	len -= skip;
+	if (p->w->len + FRAME_FIELD_HEADER_LEN + len + LIST_MORE_FIELD_LEN >
+	    SERVER_FRAME_BUFFER_MAX) {
+		p->more = p->full = true;
+		return -ENOBUFS;
+	}
+
+	frame_writer_bytes(p->w, PROTO_TAG_ENTRY, frame + skip, len);
+	p->count++;
+	return 0;
+}
+
+static void handle_queue(struct conn *c, uint32_t id,
+			 const uint8_t *body, size_t len)
+{
+	struct list_page page = { 0 };
+	struct queue_request req;
+	struct frame_writer w;
+	const char *why;
+	int r;
+
+	r = parse_queue(body, len, &req, &why);
+	if (r < 0) {
+		reply_error(c, id, -r, "%s", why);
+		return;
+	}
+
+	frame_writer_init(&w);
+	frame_writer_init(&page.entry);
+	frame_writer_begin(&w, PROTO_MSG_LIST, id);
+	page.w = &w;
+	page.limit = req.limit;
+	/* One more than wanted, to know whether MORE is true. */
+	r = broker_list(c->server->broker, req.after_id, (size_t) req.limit + 1,
+			list_visit, &page);
+	frame_writer_clear(&page.entry);
+	if (r < 0 && !page.full) {
+		frame_writer_clear(&w);
+		reply_error(c, id, EIO, "cannot read the spool: %s", g_strerror(-r));
+		return;
+	}
+
+	frame_writer_u32(&w, PROTO_TAG_MORE, page.more ? 1 : 0);
+	g_debug("connection %u: listed %" PRIu32 " message(s) after id %" PRId64 "%s",
+		c->serial, page.count, req.after_id, page.more ? ", more follow" : "");
+	conn_queue_writer(c, &w);
 }
 
 static void handle_send(struct conn *c, uint32_t id,
@@ -1072,12 +1371,20 @@ static bool handle_frame(struct conn *c, const uint8_t *body, size_t len)
 	case PROTO_MSG_SEND:
 		handle_send(c, id, body, len);
 		return true;
+	case PROTO_MSG_MONITOR:
+		handle_monitor(c, id);
+		return true;
+	case PROTO_MSG_QUEUE:
+		handle_queue(c, id, body, len);
+		return true;
 	case PROTO_MSG_HELLO_OK:
 	case PROTO_MSG_OK:
 	case PROTO_MSG_ERROR:
 	case PROTO_MSG_DELIVERY:
 	case PROTO_MSG_STATUS_REPLY:
 	case PROTO_MSG_SEND_RESULT:
+	case PROTO_MSG_EVENT:
+	case PROTO_MSG_LIST:
 		break;		/* the agent's own messages are not requests */
 	}
 
@@ -1086,6 +1393,60 @@ static bool handle_frame(struct conn *c, const uint8_t *body, size_t len)
 }
 
 /* ---------- input ---------- */
+
+/* Waiting for the HELLO, or for the rest of a frame already begun. */
+static bool conn_incomplete(const struct conn *c)
+{
+	return c->state == CONN_STATE_NEW || c->in.len > c->in.consumed;
+}
+
+static gboolean conn_frame_expired(gpointer data);
+
+static void conn_frame_timer_arm(struct conn *c)
+{
+	c->frame_progress = false;
+	c->frame_timer = g_timeout_add(c->server->frame_timeout_ms,
+				       conn_frame_expired, c);
+}
+
+/* A peer that leaves a frame half sent (or never says HELLO) holds a
+ * buffer and a slot: it gets frame_timeout_ms, restarted while it
+ * completes frames, then it is closed. */
+static gboolean conn_frame_expired(gpointer data)
+{
+	struct conn *c = data;
+
+	c->frame_timer = 0;
+	if ((c->state != CONN_STATE_NEW && c->state != CONN_STATE_READY) ||
+	    !conn_incomplete(c))
+		return G_SOURCE_REMOVE;
+
+	if (c->frame_progress) {
+		conn_frame_timer_arm(c);
+		return G_SOURCE_REMOVE;
+	}
+
+	g_warning("connection %u (pid %d, uid %u): %s within %u ms: closing",
+		  c->serial, (int) c->pid, (unsigned) c->uid,
+		  c->in.len > c->in.consumed ? "incomplete frame not finished"
+					     : "no HELLO",
+		  c->server->frame_timeout_ms);
+	conn_close(c);
+	return G_SOURCE_REMOVE;
+}
+
+static void conn_watch_frames(struct conn *c)
+{
+	if (!conn_incomplete(c)) {
+		if (c->frame_timer)
+			g_source_remove(c->frame_timer);
+		c->frame_timer = 0;
+		return;
+	}
+
+	if (!c->frame_timer)
+		conn_frame_timer_arm(c);
+}
 
 static void conn_frame_error(struct conn *c, int err)
 {
@@ -1142,6 +1503,7 @@ static void conn_read(struct conn *c)
 			conn_frame_error(c, 0);
 			return;
 		}
+		c->frame_progress = true;
 	}
 }
 
@@ -1171,6 +1533,7 @@ static void conn_io(struct conn *c, GIOCondition revents)
 	if (c->state == CONN_STATE_DEAD)
 		return;
 
+	conn_watch_frames(c);
 	conn_maybe_ready(c);
 	conn_update_watch(c);
 }
@@ -1209,6 +1572,10 @@ static void conn_destroy(struct conn *c)
 
 	if (c->drain_id)
 		g_source_remove(c->drain_id);
+	if (c->frame_timer)
+		g_source_remove(c->frame_timer);
+	if (c->monitor)
+		s->n_monitors--;
 	g_queue_remove(&s->conns, c);
 	g_source_destroy(c->source);
 	g_source_unref(c->source);
@@ -1250,6 +1617,7 @@ static struct conn *conn_new(struct server *s, int fd, const struct ucred *cred)
 	c->fd_tag = g_source_add_unix_fd(c->source, fd, G_IO_IN);
 	g_source_attach(c->source, NULL);
 	g_queue_push_tail(&s->conns, c);
+	conn_frame_timer_arm(c);	/* the HELLO must come in time */
 	return c;
 }
 
@@ -1334,6 +1702,78 @@ static bool peer_allowed(const struct server *s, const struct ucred *cred)
 	return peer_in_allowed_group(s, cred);
 }
 
+static void refusal_summary(struct server *s)
+{
+	if (s->refusals_unlogged)
+		g_warning("%u more refused connections were not logged",
+			  s->refusals_unlogged);
+	s->refusals_unlogged = 0;
+}
+
+static gboolean refusal_window_end(gpointer data)
+{
+	struct server *s = data;
+
+	s->refusal_summary_id = 0;
+	refusal_summary(s);
+	return G_SOURCE_REMOVE;
+}
+
+/* Refusals are logged, but at most SERVER_REFUSAL_LOG_BURST per window:
+ * a local user must not be able to flood the log through the agent.  The
+ * ones left out are counted in one line when the window ends. */
+static bool refusal_log_allowed(struct server *s)
+{
+	int64_t now = g_get_monotonic_time();
+	int64_t left;
+
+	if (now - s->refusal_window_us >= SERVER_REFUSAL_LOG_WINDOW_US) {
+		refusal_summary(s);
+		s->refusal_window_us = now;
+		s->refusals_logged = 0;
+	}
+
+	if (s->refusals_logged < SERVER_REFUSAL_LOG_BURST) {
+		s->refusals_logged++;
+		return true;
+	}
+
+	if (s->refusals_unlogged++ == 0 && !s->refusal_summary_id) {
+		left = s->refusal_window_us + SERVER_REFUSAL_LOG_WINDOW_US - now;
+		s->refusal_summary_id = g_timeout_add((guint) (left / 1000) + 1,
+						      refusal_window_end, s);
+	}
+	return false;
+}
+
+/* An allowed peer over the connection cap is told why (the socket is new,
+ * so the small frame fits its buffer) and closed at once. */
+static void refuse_busy(struct server *s, int fd, const struct ucred *cred)
+{
+	struct frame_writer w;
+	const uint8_t *frame;
+	char *text;
+	size_t len;
+
+	if (refusal_log_allowed(s))
+		g_warning("refused a connection from pid %d uid %u: %u "
+			  "connections already open", (int) cred->pid,
+			  (unsigned) cred->uid, s->max_connections);
+
+	text = g_strdup_printf("too many connections to the agent (at most %u)",
+			       s->max_connections);
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_ERROR, 0);
+	frame_writer_u32(&w, PROTO_TAG_ERROR_CODE, EUSERS);
+	frame_writer_str(&w, PROTO_TAG_ERROR_TEXT, text);
+	if (frame_writer_end(&w, &frame, &len) == 0 &&
+	    send(fd, frame, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		g_debug("cannot tell a refused peer why: %s", g_strerror(errno));
+	frame_writer_clear(&w);
+	g_free(text);
+	close(fd);
+}
+
 static void server_accept_one(struct server *s, int fd)
 {
 	struct ucred cred;
@@ -1346,26 +1786,50 @@ static void server_accept_one(struct server *s, int fd)
 		return;
 	}
 
+	/* Not a byte is read from a peer that is not allowed. */
 	if (!peer_allowed(s, &cred)) {
-		g_warning("refused a connection from pid %d uid %u gid %u: not "
-			  "root, the agent's user, an allowed user or in an "
-			  "allowed group", (int) cred.pid, (unsigned) cred.uid,
-			  (unsigned) cred.gid);
+		if (refusal_log_allowed(s))
+			g_warning("refused a connection from pid %d uid %u gid %u: "
+				  "not root, the agent's user, an allowed user or "
+				  "in an allowed group", (int) cred.pid,
+				  (unsigned) cred.uid, (unsigned) cred.gid);
 		close(fd);
 		return;
 	}
 
-	if (g_queue_get_length(&s->conns) >= SERVER_MAX_CONNECTIONS) {
-		g_warning("refused a connection from pid %d uid %u: %d "
-			  "connections already open", (int) cred.pid,
-			  (unsigned) cred.uid, SERVER_MAX_CONNECTIONS);
-		close(fd);
+	if (g_queue_get_length(&s->conns) >= s->max_connections) {
+		refuse_busy(s, fd, &cred);
 		return;
 	}
 
 	c = conn_new(s, fd, &cred);
 	g_debug("connection %u from pid %d uid %u", c->serial, (int) cred.pid,
 		(unsigned) cred.uid);
+}
+
+static gboolean server_on_listen(gint fd, GIOCondition cond, gpointer data);
+
+static gboolean server_resume_accept(gpointer data)
+{
+	struct server *s = data;
+
+	s->accept_pause_id = 0;
+	s->listen_id = g_unix_fd_add(s->listen_fd, G_IO_IN, server_on_listen, s);
+	return G_SOURCE_REMOVE;
+}
+
+/* Out of descriptors or memory: the pending connection stays in the
+ * backlog and the socket stays readable, so stop polling it a while. */
+static gboolean server_pause_accept(struct server *s, int err)
+{
+	if (refusal_log_allowed(s))
+		g_warning("accept on %s: %s: not accepting for %d ms",
+			  s->path ? s->path : "socket", g_strerror(err),
+			  SERVER_ACCEPT_PAUSE_MS);
+	s->listen_id = 0;
+	s->accept_pause_id = g_timeout_add(SERVER_ACCEPT_PAUSE_MS,
+					   server_resume_accept, s);
+	return G_SOURCE_REMOVE;
 }
 
 static gboolean server_on_listen(gint fd, GIOCondition cond, gpointer data)
@@ -1376,15 +1840,20 @@ static gboolean server_on_listen(gint fd, GIOCondition cond, gpointer data)
 	(void) cond;
 	for (i = 0; i < SERVER_ACCEPT_BURST; i++) {
 		cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (cfd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR && errno != ECONNABORTED)
-				g_warning("accept on %s: %s",
-					  s->path ? s->path : "socket",
-					  g_strerror(errno));
-			break;
+		if (cfd >= 0) {
+			server_accept_one(s, cfd);
+			continue;
 		}
-		server_accept_one(s, cfd);
+
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM)
+			return server_pause_accept(s, errno);
+
+		if (errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != EINTR && errno != ECONNABORTED)
+			g_warning("accept on %s: %s", s->path ? s->path : "socket",
+				  g_strerror(errno));
+		break;
 	}
 	return G_SOURCE_CONTINUE;
 }
@@ -1456,16 +1925,30 @@ static int resolve_allowed(struct server *s, const struct server_config *cfg,
 
 /* ---------- the socket file ---------- */
 
+/* An existing directory is left as it is (systemd's RuntimeDirectory=, an
+ * administrator's choice), but a mode that keeps allowed peers out is
+ * worth a warning. */
+static void check_dir_reachable(const char *dir, const struct stat *st,
+				bool open_access)
+{
+	if (open_access && !(st->st_mode & S_IXOTH))
+		g_warning("socket directory %s has mode %04o: allowed-users and "
+			  "allowed-groups outside its group cannot reach the socket",
+			  dir, (unsigned) (st->st_mode & 07777));
+}
+
 /* Creates the last component only: a missing parent is a configuration
  * mistake better reported than papered over. */
-static int prepare_dir(const char *path, gid_t gid, char **error)
+static int prepare_dir(const char *path, gid_t gid, bool open_access,
+		       char **error)
 {
+	mode_t mode = open_access ? SERVER_DIR_MODE_OPEN : SERVER_DIR_MODE;
 	char *dir = g_path_get_dirname(path);
 	struct stat st;
 	int r = 0;
 
-	if (mkdir(dir, SERVER_DIR_MODE) == 0) {
-		if (chmod(dir, SERVER_DIR_MODE) < 0 ||
+	if (mkdir(dir, mode) == 0) {
+		if (chmod(dir, mode) < 0 ||
 		    (gid != (gid_t) -1 && chown(dir, (uid_t) -1, gid) < 0)) {
 			r = -errno;
 			*error = g_strdup_printf("socket directory %s: %s", dir,
@@ -1483,6 +1966,8 @@ static int prepare_dir(const char *path, gid_t gid, char **error)
 		r = -ENOTDIR;
 		*error = g_strdup_printf("socket directory %s is not a directory",
 					 dir);
+	} else {
+		check_dir_reachable(dir, &st, open_access);
 	}
 
 	g_free(dir);
@@ -1580,7 +2065,9 @@ static int bind_socket(struct server *s, const char *path,
 	}
 
 	if ((gid != (gid_t) -1 && chown(path, (uid_t) -1, gid) < 0) ||
-	    chmod(path, SERVER_SOCKET_MODE) < 0 || stat(path, &st) < 0 ||
+	    chmod(path, s->open_access ? SERVER_SOCKET_MODE_OPEN
+				       : SERVER_SOCKET_MODE) < 0 ||
+	    stat(path, &st) < 0 ||
 	    listen(fd, SERVER_LISTEN_BACKLOG) < 0) {
 		r = -errno;
 		*error = g_strdup_printf("socket %s: %s", path, g_strerror(errno));
@@ -1618,7 +2105,7 @@ static int create_socket(struct server *s, const struct server_config *cfg,
 		return -EINVAL;
 	}
 
-	r = prepare_dir(cfg->path, gid, error);
+	r = prepare_dir(cfg->path, gid, s->open_access, error);
 	if (r < 0)
 		return r;
 
@@ -1661,6 +2148,25 @@ static size_t soft_output_for(size_t max_output)
 		   max_output - SERVER_FRAME_BUFFER_MAX);
 }
 
+/* Every connection is a file descriptor; the usual soft limit (1024) is
+ * below what max-connections may ask for, the hard limit rarely is. */
+static void raise_fd_limit(unsigned max_connections)
+{
+	rlim_t want = (rlim_t) max_connections + SERVER_FD_RESERVE;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+
+	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want
+		      ? rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+		g_warning("open-file limit %llu is below max-connections %u + %d: "
+			  "connections may be refused before the cap",
+			  (unsigned long long) rl.rlim_cur, max_connections,
+			  SERVER_FD_RESERVE);
+}
+
 int server_start(const struct server_config *cfg, struct broker *b,
 		 struct server **out, char **error)
 {
@@ -1677,6 +2183,10 @@ int server_start(const struct server_config *cfg, struct broker *b,
 	s->agent_version = g_strdup(cfg->agent_version ? cfg->agent_version : "");
 	s->max_output = cfg->max_output_bytes ? cfg->max_output_bytes
 					      : SERVER_DEFAULT_MAX_OUTPUT;
+	s->max_connections = cfg->max_connections ? cfg->max_connections
+						  : SERVER_DEFAULT_MAX_CONNECTIONS;
+	s->frame_timeout_ms = cfg->frame_timeout_ms ? cfg->frame_timeout_ms
+						    : SERVER_DEFAULT_FRAME_TIMEOUT_MS;
 	g_queue_init(&s->conns);
 
 	if (s->max_output < SERVER_MIN_MAX_OUTPUT) {
@@ -1691,14 +2201,19 @@ int server_start(const struct server_config *cfg, struct broker *b,
 	r = resolve_allowed(s, cfg, error);
 	if (r < 0)
 		goto fail;
+	s->open_access = s->n_allowed_uids + s->n_allowed_gids > 0;
 
 	r = cfg->listen_fd >= 0 ? adopt_socket(s, cfg->listen_fd, error)
 				: create_socket(s, cfg, error);
 	if (r < 0)
 		goto fail;
 
+	raise_fd_limit(s->max_connections);
+	broker_add_observer(b, server_on_event, s);
+	s->observing = true;
 	s->listen_id = g_unix_fd_add(s->listen_fd, G_IO_IN, server_on_listen, s);
-	g_message("listening on %s", s->path ? s->path : "the socket from systemd");
+	g_message("listening on %s (at most %u connections)",
+		  s->path ? s->path : "the socket from systemd", s->max_connections);
 	*out = s;
 	return 0;
 
@@ -1727,8 +2242,14 @@ void server_stop(struct server *s)
 	if (!s)
 		return;
 
+	if (s->observing)
+		broker_remove_observer(s->broker, server_on_event, s);
 	if (s->listen_id)
 		g_source_remove(s->listen_id);
+	if (s->accept_pause_id)
+		g_source_remove(s->accept_pause_id);
+	if (s->refusal_summary_id)
+		g_source_remove(s->refusal_summary_id);
 	if (s->listen_fd >= 0) {
 		remove_socket_file(s);
 		close(s->listen_fd);

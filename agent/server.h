@@ -25,8 +25,12 @@ struct server;
 /* Deliveries pause while more than this is queued for a consumer
  * (min(this, max_output_bytes - one frame)). */
 #define SERVER_OUTPUT_SOFT_LIMIT	(1u * 1024 * 1024)
-/* Connections open at once; more are refused and logged. */
-#define SERVER_MAX_CONNECTIONS		64
+/* Connections open at once by default ([socket] max-connections); more
+ * are told EUSERS, closed and logged. */
+#define SERVER_DEFAULT_MAX_CONNECTIONS	256
+/* How long a connection may take to send its HELLO, or to finish a frame
+ * it started, by default ([socket] frame-timeout); then it is closed. */
+#define SERVER_DEFAULT_FRAME_TIMEOUT_MS	10000
 
 struct server_config {
 	const char *path;		/* socket path (already resolved by main.c) */
@@ -36,14 +40,21 @@ struct server_config {
 	int listen_fd;			/* >= 0: a listening socket from systemd (LISTEN_FDS), else -1 */
 	const char *agent_version;	/* sent in HELLO_OK */
 	size_t max_output_bytes;	/* per connection; 0: SERVER_DEFAULT_MAX_OUTPUT */
+	unsigned max_connections;	/* 0: SERVER_DEFAULT_MAX_CONNECTIONS */
+	unsigned frame_timeout_ms;	/* 0: SERVER_DEFAULT_FRAME_TIMEOUT_MS */
 };
 
 /*
  * Creates (or adopts, with listen_fd >= 0) the listening socket and starts
  * serving on the default main context.  Without listen_fd: the directory of
  * path is created 0750 when missing (its parent must exist), a stale socket
- * at path is replaced, the socket is made 0660 and given to group.  User and
- * group names are resolved here; an unknown one is an error.
+ * at path is replaced, the socket is made 0660 and given to group.  With
+ * allowed_users or allowed_groups set, the file modes cannot express who
+ * may connect, so the directory is created 0711 and the socket made 0666:
+ * the peer-credential check is then the gate (docs/behaviour.md).  User and
+ * group names are resolved here; an unknown one is an error.  The soft
+ * open-file limit is raised to fit max_connections when it is lower.
+ * The server observes the broker's events for its monitor connections.
  *
  * Returns 0 and *out, or a negative errno and *error (one line, g_free() it):
  * -EADDRINUSE another agent listens on path; -EEXIST path is not a socket;

@@ -86,9 +86,19 @@ int cli_parse_timeout(const char *arg, int *timeout_ms);
 /* A positive integer option value.  0 or -EINVAL. */
 int cli_parse_count(const char *arg, uint64_t *count);
 
+/* Microseconds since the epoch as ISO 8601 UTC with microseconds,
+ * "2024-05-01T12:00:00.123456Z". */
+#define CLI_TIME_MAX 40
+void cli_format_time(uint64_t time_us, char out[CLI_TIME_MAX]);
+
 /* Monotonic deadlines, so a command's steps share its one --timeout. */
 int64_t cli_deadline(int timeout_ms);
 int cli_time_left(int64_t deadline);
+
+/* SIGINT and SIGTERM set a flag instead of killing (no SA_RESTART, so a
+ * library wait returns -EINTR); SIGPIPE is ignored. */
+void cli_catch_stop_signals(void);
+bool cli_stop_requested(void);
 
 /* Connects to the agent; on failure prints why and returns the exit code
  * (3 unreachable, 4 timeout, 1 otherwise), else 0. */
@@ -97,5 +107,8 @@ int cli_connect(const struct cli *cli, int timeout_ms, struct lmrsec **out);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_send(struct cli *cli, int argc, char **argv);
 int cmd_receive(struct cli *cli, int argc, char **argv);
+int cmd_monitor(struct cli *cli, int argc, char **argv);
+int cmd_queue(struct cli *cli, int argc, char **argv);
+int cmd_credentials(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -53,13 +53,6 @@ struct sink {
 	const char *cmd;
 };
 
-static volatile sig_atomic_t stop_signal;
-
-static void on_stop_signal(int sig)
-{
-	stop_signal = sig;
-}
-
 static void receive_usage(void)
 {
 	printf("Usage: lmrsecctl receive --lmr-type T [--count N] [--timeout S]\n"
@@ -439,7 +432,7 @@ static int receive_loop(const struct cli *cli, const struct receive_args *a,
 	uint64_t got = 0;
 	int wait, e;
 
-	while (!stop_signal && (!a->count || got < a->count)) {
+	while (!cli_stop_requested() && (!a->count || got < a->count)) {
 		wait = RECEIVE_TICK_MS;
 		if (a->timeout_ms >= 0 && cli_time_left(idle_deadline) < wait)
 			wait = cli_time_left(idle_deadline);
@@ -465,18 +458,6 @@ static int receive_loop(const struct cli *cli, const struct receive_args *a,
 	}
 
 	return receive_outcome(cli, a, got, timed_out);
-}
-
-static void catch_stop_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop_signal;	/* no SA_RESTART: waits return -EINTR */
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);	/* a command that does not read its stdin */
 }
 
 static int sink_open(const struct cli *cli, const struct receive_args *a,
@@ -524,7 +505,7 @@ int cmd_receive(struct cli *cli, int argc, char **argv)
 	if (e < 0) {
 		e = cli_fail(cli, c, e, "subscribe");
 	} else {
-		catch_stop_signals();
+		cli_catch_stop_signals();
 		e = receive_loop(cli, &a, &s, c);
 	}
 

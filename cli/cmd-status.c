@@ -75,6 +75,7 @@ static void status_print_json(const struct lmrsec_status *st)
 	json_uint(&j, "acked", st->acked);
 	json_uint(&j, "rejected", st->rejected);
 	json_uint(&j, "sent", st->sent);
+	json_uint(&j, "expired", st->expired);
 	json_object_end(&j);
 	json_end(&j);
 }
@@ -115,8 +116,10 @@ static void status_print_human(struct lmrsec_status *st)
 	       st->spool_bytes);
 	printf("consumers:     %s\n", st->consumers[0] ? st->consumers : "none");
 	printf("counters:      received %" PRIu64 ", delivered %" PRIu64
-	       ", acked %" PRIu64 ", rejected %" PRIu64 ", sent %" PRIu64 "\n",
-	       st->received, st->delivered, st->acked, st->rejected, st->sent);
+	       ", acked %" PRIu64 ", rejected %" PRIu64 ", sent %" PRIu64
+	       ", expired %" PRIu64 "\n",
+	       st->received, st->delivered, st->acked, st->rejected, st->sent,
+	       st->expired);
 	fflush(stdout);
 }
 

@@ -146,6 +146,20 @@ void json_end(struct json *j)
 	fflush(j->out);
 }
 
+void json_begin_array(struct json *j, FILE *out)
+{
+	j->out = out;
+	j->depth = 0;
+	fputc('[', out);
+	j->first[0] = true;
+}
+
+void json_end_array(struct json *j)
+{
+	fputs("]\n", j->out);
+	fflush(j->out);
+}
+
 void json_object_begin(struct json *j, const char *key)
 {
 	json_open(j, key, '{');
@@ -176,4 +190,10 @@ void json_uint(struct json *j, const char *key, uint64_t value)
 {
 	json_member(j, key);
 	fprintf(j->out, "%" PRIu64, value);
+}
+
+void json_bool(struct json *j, const char *key, bool value)
+{
+	json_member(j, key);
+	fputs(value ? "true" : "false", j->out);
 }

@@ -22,6 +22,9 @@ struct json {
 void json_begin(struct json *j, FILE *out);
 /* Ends the top-level object, the line, and flushes: one record is out. */
 void json_end(struct json *j);
+/* The same for a top-level array (its elements: json_object_begin(j, NULL)). */
+void json_begin_array(struct json *j, FILE *out);
+void json_end_array(struct json *j);
 
 /* key is NULL inside an array. */
 void json_object_begin(struct json *j, const char *key);
@@ -30,6 +33,7 @@ void json_array_begin(struct json *j, const char *key);
 void json_array_end(struct json *j);
 void json_string(struct json *j, const char *key, const char *value);
 void json_uint(struct json *j, const char *key, uint64_t value);
+void json_bool(struct json *j, const char *key, bool value);
 
 /* A quoted, escaped JSON string for s. */
 void json_write_string(FILE *out, const char *s);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,9 @@ static const struct command commands[] = {
 	{ "status", cmd_status, "registration, spool, consumers and counters" },
 	{ "send", cmd_send, "send a client-initiated message to the KMF" },
 	{ "receive", cmd_receive, "take payloads as the consumer of LMR types" },
+	{ "monitor", cmd_monitor, "stream the agent's events (metadata only)" },
+	{ "queue", cmd_queue, "list the messages in the spool (metadata only)" },
+	{ "credentials", cmd_credentials, "store or remove the SIP password (Secret Service)" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -206,6 +210,45 @@ int cli_parse_count(const char *arg, uint64_t *count)
 
 	*count = v;
 	return 0;
+}
+
+void cli_format_time(uint64_t time_us, char out[CLI_TIME_MAX])
+{
+	time_t secs = (time_t) (time_us / 1000000);
+	struct tm tm;
+	size_t n;
+
+	if (!gmtime_r(&secs, &tm)) {
+		snprintf(out, CLI_TIME_MAX, "-");
+		return;
+	}
+
+	n = strftime(out, CLI_TIME_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, CLI_TIME_MAX - n, ".%06uZ", (unsigned) (time_us % 1000000));
+}
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+void cli_catch_stop_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;	/* no SA_RESTART: waits return -EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);	/* a command that does not read its stdin */
+}
+
+bool cli_stop_requested(void)
+{
+	return stop_signal != 0;
 }
 
 int64_t cli_deadline(int timeout_ms)

@@ -32,6 +32,7 @@
 #include "frame.h"
 #include "lmrsec.h"
 #include "proto.h"
+#include "sha256.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
@@ -54,18 +55,25 @@
  * back, so the agent's own "not registered" or timeout reaches us first. */
 #define LMRSEC_SEND_MARGIN_MAX_MS 1000
 
-#define SHA256_BLOCK_LEN	64
 
 /* A deadline in CLOCK_MONOTONIC milliseconds; DEADLINE_NEVER waits forever. */
 #define DEADLINE_NEVER		INT64_MAX
 
-/* One entry of the delivery queue: a payload, or a notice the agent sent
- * unasked (an ERROR with request id 0, or a DELIVERY we could not parse). */
+/* One entry of a queue: a payload (delivery queue), an event (event
+ * queue), or a notice in its place in the stream (an ERROR the agent sent
+ * unasked, or a frame we could not parse). */
 struct queued {
 	struct queued *next;
 	struct lmrsec_delivery *delivery;	/* NULL for a notice */
+	struct lmrsec_event *event;		/* NULL for a notice */
 	int error;				/* negative errno of a notice */
 	char text[LMRSEC_ERROR_TEXT_MAX];
+};
+
+struct queue {
+	struct queued *head, *tail;
+	size_t items;
+	size_t bytes;		/* payload bytes held */
 };
 
 enum send_state {
@@ -89,9 +97,8 @@ struct lmrsec {
 	struct frame_decoder in;
 	struct frame_writer out;
 
-	struct queued *head, *tail;
-	size_t queued_items;
-	size_t queued_bytes;
+	struct queue deliveries;	/* and notices */
+	struct queue events;
 
 	/* The request a blocking call is waiting for. */
 	uint32_t wait_id;
@@ -271,14 +278,20 @@ void lmrsec_delivery_free(struct lmrsec_delivery *d)
 	free(d);
 }
 
-static int queue_push(struct lmrsec *c, struct lmrsec_delivery *d,
-		      int error, const char *text)
+void lmrsec_event_free(struct lmrsec_event *e)
+{
+	free(e);
+}
+
+/* Takes d or ev (or neither, for a notice) on success only. */
+static int queue_push(struct queue *qu, struct lmrsec_delivery *d,
+		      struct lmrsec_event *ev, int error, const char *text)
 {
 	size_t bytes = d ? d->payload_len : 0;
 	struct queued *q;
 
-	if (c->queued_items >= LMRSEC_QUEUE_MAX_ITEMS ||
-	    bytes > LMRSEC_QUEUE_MAX_BYTES - c->queued_bytes)
+	if (qu->items >= LMRSEC_QUEUE_MAX_ITEMS ||
+	    bytes > LMRSEC_QUEUE_MAX_BYTES - qu->bytes)
 		return -ENOBUFS;
 
 	q = calloc(1, sizeof(*q));
@@ -286,41 +299,43 @@ static int queue_push(struct lmrsec *c, struct lmrsec_delivery *d,
 		return -ENOMEM;
 
 	q->delivery = d;
+	q->event = ev;
 	q->error = error;
 	if (text)
 		snprintf(q->text, sizeof(q->text), "%s", text);
 
-	if (c->tail)
-		c->tail->next = q;
+	if (qu->tail)
+		qu->tail->next = q;
 	else
-		c->head = q;
-	c->tail = q;
-	c->queued_items++;
-	c->queued_bytes += bytes;
+		qu->head = q;
+	qu->tail = q;
+	qu->items++;
+	qu->bytes += bytes;
 	return 0;
 }
 
-static struct queued *queue_pop(struct lmrsec *c)
+static struct queued *queue_pop(struct queue *qu)
 {
-	struct queued *q = c->head;
+	struct queued *q = qu->head;
 
 	if (!q)
 		return NULL;
 
-	c->head = q->next;
-	if (!c->head)
-		c->tail = NULL;
-	c->queued_items--;
-	c->queued_bytes -= q->delivery ? q->delivery->payload_len : 0;
+	qu->head = q->next;
+	if (!qu->head)
+		qu->tail = NULL;
+	qu->items--;
+	qu->bytes -= q->delivery ? q->delivery->payload_len : 0;
 	return q;
 }
 
-static void queue_clear(struct lmrsec *c)
+static void queue_clear(struct queue *qu)
 {
 	struct queued *q;
 
-	while ((q = queue_pop(c))) {
+	while ((q = queue_pop(qu))) {
 		lmrsec_delivery_free(q->delivery);
+		lmrsec_event_free(q->event);
 		free(q);
 	}
 }
@@ -501,6 +516,8 @@ static int status_take(void *ctx, uint8_t tag, const uint8_t *v, uint32_t len)
 		return take_u64(v, len, &st->rejected);
 	case PROTO_TAG_COUNT_SENT:
 		return take_u64(v, len, &st->sent);
+	case PROTO_TAG_COUNT_EXPIRED:
+		return take_u64(v, len, &st->expired);
 	default:
 		return 0;
 	}
@@ -692,12 +709,13 @@ static int queue_delivery(struct lmrsec *c, struct frame_reader *r)
 
 	/* A bad DELIVERY is reported in its place in the stream. */
 	if (e == -EPROTO)
-		return queue_push(c, NULL, -EPROTO, "malformed delivery from the agent");
+		return queue_push(&c->deliveries, NULL, NULL, -EPROTO,
+				  "malformed delivery from the agent");
 
 	if (e < 0)
 		return e;
 
-	e = queue_push(c, d, 0, NULL);
+	e = queue_push(&c->deliveries, d, NULL, 0, NULL);
 	if (e < 0)
 		lmrsec_delivery_free(d);
 
@@ -709,10 +727,106 @@ static int queue_notice(struct lmrsec *c, struct frame_reader *r)
 	int e = parse_error(c, r);
 
 	if (e == -EPROTO)
-		return queue_push(c, NULL, -EPROTO, "malformed error notice from the agent");
+		return queue_push(&c->deliveries, NULL, NULL, -EPROTO,
+				  "malformed error notice from the agent");
 
 	memcpy(c->last_notice, c->last_error, sizeof(c->last_notice));
-	return queue_push(c, NULL, e, c->last_error);
+	return queue_push(&c->deliveries, NULL, NULL, e, c->last_error);
+}
+
+/* Event kinds by the agent's names; a name not here is LMRSEC_EVENT_OTHER. */
+static const struct {
+	const char *name;
+	enum lmrsec_event_kind kind;
+} event_kinds[] = {
+	{ "registration", LMRSEC_EVENT_REGISTRATION },
+	{ "received", LMRSEC_EVENT_RECEIVED },
+	{ "delivered", LMRSEC_EVENT_DELIVERED },
+	{ "acked", LMRSEC_EVENT_ACKED },
+	{ "nacked", LMRSEC_EVENT_NACKED },
+	{ "rejected", LMRSEC_EVENT_REJECTED },
+	{ "expired", LMRSEC_EVENT_EXPIRED },
+};
+
+struct event_fields {
+	struct lmrsec_event *ev;
+	bool has_kind;
+};
+
+static int event_take(void *ctx, uint8_t tag, const uint8_t *v, uint32_t len)
+{
+	struct event_fields *f = ctx;
+	struct lmrsec_event *ev = f->ev;
+
+	switch (tag) {
+	case PROTO_TAG_EVENT_KIND:
+		f->has_kind = true;
+		return copy_text(ev->name, sizeof(ev->name), v, len);
+	case PROTO_TAG_EVENT_TIME_US:
+		return take_u64(v, len, &ev->time_us);
+	case PROTO_TAG_MESSAGE_ID:
+		return take_u64(v, len, &ev->id);
+	case PROTO_TAG_LMR_TYPE:
+		return copy_text(ev->lmr_type, sizeof(ev->lmr_type), v, len);
+	case PROTO_TAG_PAYLOAD_SIZE:
+		return take_u64(v, len, &ev->size);
+	case PROTO_TAG_FINGERPRINT:
+		if (len != sizeof(ev->fingerprint))
+			return -EPROTO;
+		memcpy(ev->fingerprint, v, len);
+		ev->has_fingerprint = 1;
+		return 0;
+	case PROTO_TAG_SIP_STATUS:
+		return take_u32(v, len, &ev->sip_status);
+	case PROTO_TAG_SIP_REASON:
+		return copy_text(ev->reason, sizeof(ev->reason), v, len);
+	case PROTO_TAG_REG_STATE:
+		return copy_text(ev->reg_state, sizeof(ev->reg_state), v, len);
+	default:
+		return 0;
+	}
+}
+
+static int event_parse(struct frame_reader *r, struct lmrsec_event *ev)
+{
+	struct event_fields f = { .ev = ev };
+	size_t i;
+	int e;
+
+	e = fields_each(r, event_take, &f);
+	if (e < 0)
+		return e;
+
+	if (!f.has_kind || !ev->name[0])
+		return -EPROTO;
+
+	for (i = 0; i < sizeof(event_kinds) / sizeof(event_kinds[0]); i++)
+		if (strcmp(ev->name, event_kinds[i].name) == 0)
+			ev->kind = event_kinds[i].kind;
+
+	return 0;
+}
+
+static int queue_event(struct lmrsec *c, struct frame_reader *r)
+{
+	struct lmrsec_event *ev = calloc(1, sizeof(*ev));
+	int e;
+
+	if (!ev)
+		return -ENOMEM;
+
+	e = event_parse(r, ev);
+	if (e == 0)
+		e = queue_push(&c->events, NULL, ev, 0, NULL);
+	if (e == 0)
+		return 0;
+
+	lmrsec_event_free(ev);
+	/* A bad EVENT is reported in its place in the stream. */
+	if (e == -EPROTO)
+		return queue_push(&c->events, NULL, NULL, -EPROTO,
+				  "malformed event from the agent");
+	return e;
 }
 
 /* Frames with request id 0 are not replies: deliveries and notices. */
@@ -724,6 +838,8 @@ static int dispatch_unsolicited(struct lmrsec *c, uint8_t type,
 		return queue_delivery(c, r);
 	case PROTO_MSG_ERROR:
 		return queue_notice(c, r);
+	case PROTO_MSG_EVENT:
+		return queue_event(c, r);
 	default:
 		return 0;	/* a kind of notice this version does not know */
 	}
@@ -1123,6 +1239,11 @@ int lmrsec_connect_timeout(const char *path, int timeout_ms,
 	}
 
 	e = hello(c, deadline);
+	/* Refused before HELLO_OK (too many connections): the agent said why
+	 * in a notice just before it closed, and that is the answer. */
+	if (e == -ECONNRESET && c->deliveries.head &&
+	    !c->deliveries.head->delivery && c->deliveries.head->error < 0)
+		e = c->deliveries.head->error;
 	if (e < 0) {
 		lmrsec_close(c);
 		return e;
@@ -1159,7 +1280,8 @@ void lmrsec_close(struct lmrsec *c)
 
 	if (c->fd >= 0)
 		close(c->fd);
-	queue_clear(c);
+	queue_clear(&c->deliveries);
+	queue_clear(&c->events);
 	frame_decoder_clear(&c->in);
 	frame_writer_clear(&c->out);
 	explicit_bzero(c, sizeof(*c));
@@ -1196,9 +1318,9 @@ int lmrsec_subscribe(struct lmrsec *c, const char *const *types, int takeover,
 	return transact(c, id, deadline, parse_ok, NULL);
 }
 
-static bool queue_is_ready(const struct lmrsec *c)
+static bool deliveries_ready(const struct lmrsec *c)
 {
-	return c->head != NULL;
+	return c->deliveries.head != NULL;
 }
 
 int lmrsec_next_delivery(struct lmrsec *c, struct lmrsec_delivery **out,
@@ -1211,14 +1333,14 @@ int lmrsec_next_delivery(struct lmrsec *c, struct lmrsec_delivery **out,
 		return -EINVAL;
 
 	*out = NULL;
-	if (!c->head && !c->broken) {
-		e = pump(c, deadline_after(timeout_ms), true, queue_is_ready);
-		if (e < 0 && !c->head)
+	if (!c->deliveries.head && !c->broken) {
+		e = pump(c, deadline_after(timeout_ms), true, deliveries_ready);
+		if (e < 0 && !c->deliveries.head)
 			return e;
 	}
 
 	/* Whatever was read before the stream broke is still handed out. */
-	q = queue_pop(c);
+	q = queue_pop(&c->deliveries);
 	if (!q)
 		return c->broken;
 
@@ -1237,7 +1359,98 @@ int lmrsec_pending(const struct lmrsec *c)
 	if (!c)
 		return -EINVAL;
 
-	return c->queued_items > INT_MAX ? INT_MAX : (int) c->queued_items;
+	return c->deliveries.items > INT_MAX ? INT_MAX : (int) c->deliveries.items;
+}
+
+/* ---------- monitor role ---------- */
+
+int lmrsec_monitor(struct lmrsec *c, int timeout_ms)
+{
+	int64_t deadline = deadline_after(timeout_ms);
+	uint32_t id;
+
+	if (!c)
+		return -EINVAL;
+
+	if (c->broken)
+		return c->broken;
+
+	id = request_begin(c, PROTO_MSG_MONITOR);
+	return transact(c, id, deadline, parse_ok, NULL);
+}
+
+static bool events_ready(const struct lmrsec *c)
+{
+	return c->events.head != NULL;
+}
+
+int lmrsec_next_event(struct lmrsec *c, struct lmrsec_event **out, int timeout_ms)
+{
+	struct queued *q;
+	int e;
+
+	if (!c || !out)
+		return -EINVAL;
+
+	*out = NULL;
+	if (!c->events.head && !c->broken) {
+		e = pump(c, deadline_after(timeout_ms), true, events_ready);
+		if (e < 0 && !c->events.head)
+			return e;
+	}
+
+	q = queue_pop(&c->events);
+	if (!q)
+		return c->broken;
+
+	e = q->error;
+	if (q->event)
+		*out = q->event;
+	else
+		snprintf(c->last_error, sizeof(c->last_error), "%s", q->text);
+
+	free(q);
+	return e;
+}
+
+int lmrsec_pending_events(const struct lmrsec *c)
+{
+	if (!c)
+		return -EINVAL;
+
+	return c->events.items > INT_MAX ? INT_MAX : (int) c->events.items;
+}
+
+/* At most this many reads per lmrsec_process(), so an agent that keeps
+ * sending cannot hold the caller's loop. */
+#define LMRSEC_PROCESS_MAX_READS 64
+
+static int ready_mask(const struct lmrsec *c)
+{
+	int mask = 0;
+
+	if (c->deliveries.head)
+		mask |= LMRSEC_READY_DELIVERY;
+	if (c->events.head)
+		mask |= LMRSEC_READY_EVENT;
+	if (c->send_state == SEND_STATE_DONE)
+		mask |= LMRSEC_READY_SEND;
+	return mask;
+}
+
+int lmrsec_process(struct lmrsec *c)
+{
+	int i, mask;
+
+	if (!c)
+		return -EINVAL;
+
+	if (!c->broken && drain(c) == 0)
+		for (i = 0; i < LMRSEC_PROCESS_MAX_READS && read_once(c) == 1; i++)
+			;
+
+	mask = ready_mask(c);
+	return mask ? mask : c->broken;
 }
 
 static int acknowledge(struct lmrsec *c, uint8_t type, uint64_t message_id,
@@ -1298,6 +1511,204 @@ int lmrsec_status(struct lmrsec *c, struct lmrsec_status *out, int timeout_ms)
 
 	id = request_begin(c, PROTO_MSG_STATUS);
 	return transact(c, id, deadline, parse_status_reply, out);
+}
+
+/* The entries gathered over the pages of one lmrsec_queue(). */
+struct list_result {
+	struct lmrsec_queue_entry *entries;
+	size_t count, cap;
+	size_t max;		/* 0: no limit */
+	size_t page_count;	/* entries in the last page */
+	uint64_t last_id;
+	bool more;
+};
+
+struct entry_fields {
+	bool has_id, has_received, has_size;
+	uint64_t id, received_us, size;
+	uint32_t in_flight;
+	struct span lmr_type, kmf_uri, mc_service_id, sender, fingerprint;
+};
+
+static int entry_take(void *ctx, uint8_t tag, const uint8_t *v, uint32_t len)
+{
+	struct entry_fields *f = ctx;
+
+	switch (tag) {
+	case PROTO_TAG_MESSAGE_ID:
+		f->has_id = true;
+		return take_u64(v, len, &f->id);
+	case PROTO_TAG_RECEIVED_US:
+		f->has_received = true;
+		return take_u64(v, len, &f->received_us);
+	case PROTO_TAG_PAYLOAD_SIZE:
+		f->has_size = true;
+		return take_u64(v, len, &f->size);
+	case PROTO_TAG_IN_FLIGHT:
+		return take_u32(v, len, &f->in_flight);
+	case PROTO_TAG_LMR_TYPE:
+		return span_take(&f->lmr_type, v, len);
+	case PROTO_TAG_KMF_URI:
+		return span_take(&f->kmf_uri, v, len);
+	case PROTO_TAG_MC_SERVICE_ID:
+		return span_take(&f->mc_service_id, v, len);
+	case PROTO_TAG_SENDER:
+		return span_take(&f->sender, v, len);
+	case PROTO_TAG_FINGERPRINT:
+		return span_take(&f->fingerprint, v, len);
+	default:
+		return 0;
+	}
+}
+
+static void queue_entry_clear(struct lmrsec_queue_entry *e)
+{
+	free(e->lmr_type);
+	free(e->kmf_uri);
+	free(e->mc_service_id);
+	free(e->sender);
+	memset(e, 0, sizeof(*e));
+}
+
+void lmrsec_queue_free(struct lmrsec_queue_entry *entries, size_t count)
+{
+	size_t i;
+
+	if (!entries)
+		return;
+
+	for (i = 0; i < count; i++)
+		queue_entry_clear(&entries[i]);
+	free(entries);
+}
+
+static int entry_build(const struct entry_fields *f, struct lmrsec_queue_entry *e)
+{
+	if (!f->has_id || !f->lmr_type.present || f->fingerprint.len != 32 ||
+	    span_has_nul(&f->lmr_type) || span_has_nul(&f->kmf_uri) ||
+	    span_has_nul(&f->mc_service_id) || span_has_nul(&f->sender))
+		return -EPROTO;
+
+	memset(e, 0, sizeof(*e));
+	e->id = f->id;
+	e->received_us = f->received_us;
+	e->size = f->size;
+	e->in_flight = f->in_flight ? 1 : 0;
+	memcpy(e->fingerprint, f->fingerprint.v, 32);
+	e->lmr_type = span_text(&f->lmr_type);
+	e->kmf_uri = span_text(&f->kmf_uri);
+	e->mc_service_id = span_text(&f->mc_service_id);
+	e->sender = span_text(&f->sender);
+	if (!e->lmr_type || !e->kmf_uri || !e->mc_service_id || !e->sender) {
+		queue_entry_clear(e);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* One ENTRY: its value is a sequence of fields, read like a body's. */
+static int list_add_entry(struct list_result *lr, const uint8_t *v, uint32_t len)
+{
+	struct frame_reader r = { .p = v, .left = len };
+	struct lmrsec_queue_entry *grown;
+	struct entry_fields f;
+	size_t cap;
+	int e;
+
+	memset(&f, 0, sizeof(f));
+	e = fields_each(&r, entry_take, &f);
+	if (e < 0)
+		return e;
+
+	lr->page_count++;
+	lr->last_id = f.id;
+	if (lr->max && lr->count == lr->max)
+		return f.has_id ? 0 : -EPROTO;
+
+	if (lr->count == lr->cap) {
+		cap = lr->cap ? 2 * lr->cap : 64;
+		grown = realloc(lr->entries, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		lr->entries = grown;
+		lr->cap = cap;
+	}
+
+	e = entry_build(&f, &lr->entries[lr->count]);
+	if (e == 0)
+		lr->count++;
+	return e;
+}
+
+static int list_take(void *ctx, uint8_t tag, const uint8_t *v, uint32_t len)
+{
+	struct list_result *lr = ctx;
+	uint32_t more;
+	int e;
+
+	switch (tag) {
+	case PROTO_TAG_ENTRY:
+		return list_add_entry(lr, v, len);
+	case PROTO_TAG_MORE:
+		e = take_u32(v, len, &more);
+		lr->more = more != 0;
+		return e;
+	default:
+		return 0;
+	}
+}
+
+static int parse_list(struct lmrsec *c, uint8_t type, struct frame_reader *r,
+		      void *ctx)
+{
+	struct list_result *lr = ctx;
+	int e;
+
+	e = reply_check(c, type, PROTO_MSG_LIST, r);
+	if (e < 0)
+		return e;
+
+	lr->page_count = 0;
+	lr->more = false;
+	return fields_each(r, list_take, lr);
+}
+
+int lmrsec_queue(struct lmrsec *c, uint64_t after_id, size_t max,
+		 struct lmrsec_queue_entry **entries, size_t *count,
+		 int timeout_ms)
+{
+	int64_t deadline = deadline_after(timeout_ms);
+	struct list_result lr = { .max = max, .last_id = after_id };
+	size_t want;
+	uint32_t id;
+	int e;
+
+	if (!c || !entries || !count)
+		return -EINVAL;
+
+	*entries = NULL;
+	*count = 0;
+	if (c->broken)
+		return c->broken;
+
+	do {
+		want = max ? max - lr.count : 0;
+		id = request_begin(c, PROTO_MSG_QUEUE);
+		if (lr.last_id)
+			frame_writer_u64(&c->out, PROTO_TAG_AFTER_ID, lr.last_id);
+		if (want && want < PROTO_LIST_MAX_ENTRIES)
+			frame_writer_u32(&c->out, PROTO_TAG_LIMIT, (uint32_t) want);
+		e = transact(c, id, deadline, parse_list, &lr);
+		if (e < 0) {
+			lmrsec_queue_free(lr.entries, lr.count);
+			return e;
+		}
+		/* An empty page ends the walk whatever MORE says. */
+	} while (lr.more && lr.page_count > 0 && (!max || lr.count < max));
+
+	*entries = lr.entries;
+	*count = lr.count;
+	return 0;
 }
 
 /* Writes a SEND request; agent_ms 0 leaves the timeout to the agent. */
@@ -1443,6 +1854,8 @@ const char *lmrsec_strerror(int err)
 		return "the agent sent more deliveries than the library holds";
 	case EBADMSG:
 		return "payload does not match its SHA-256 fingerprint";
+	case EUSERS:
+		return "the agent has too many connections open; try again later";
 	case EINTR:
 		return "interrupted by a signal";
 	case ENOMEM:
@@ -1457,95 +1870,11 @@ const char *lmrsec_last_error(const struct lmrsec *c)
 	return c ? c->last_error : "";
 }
 
-/* ---------- SHA-256 (FIPS 180-4), for payload fingerprints ---------- */
-
-static const uint32_t sha256_k[64] = {
-	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
-	0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
-	0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
-	0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
-	0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
-	0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-	0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
-	0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
-	0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
-
-static uint32_t ror32(uint32_t x, unsigned n)
-{
-	return (x >> n) | (x << (32 - n));
-}
-
-static void sha256_block(uint32_t h[8], const uint8_t *p)
-{
-	uint32_t w[64], v[8], t1, t2;
-	int i;
-
-	for (i = 0; i < 16; i++)
-		w[i] = (uint32_t) p[4 * i] << 24 | (uint32_t) p[4 * i + 1] << 16 |
-		       (uint32_t) p[4 * i + 2] << 8 | (uint32_t) p[4 * i + 3];
-	for (i = 16; i < 64; i++)
-		w[i] = w[i - 16] + w[i - 7] +
-		       (ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3)) +
-		       (ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10));
-
-	memcpy(v, h, sizeof(v));
-	for (i = 0; i < 64; i++) {
-		t1 = v[7] + (ror32(v[4], 6) ^ ror32(v[4], 11) ^ ror32(v[4], 25)) +
-		     ((v[4] & v[5]) ^ (~v[4] & v[6])) + sha256_k[i] + w[i];
-		t2 = (ror32(v[0], 2) ^ ror32(v[0], 13) ^ ror32(v[0], 22)) +
-		     ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
-		memmove(v + 1, v, 7 * sizeof(v[0]));
-		v[4] += t1;
-		v[0] = t1 + t2;
-	}
-
-	for (i = 0; i < 8; i++)
-		h[i] += v[i];
-
-	/* The schedule is derived from key material. */
-	explicit_bzero(w, sizeof(w));
-	explicit_bzero(v, sizeof(v));
-}
+/* ---------- SHA-256, for payload fingerprints (sha256.c) ---------- */
 
 void lmrsec_sha256(const void *data, size_t len, uint8_t out[32])
 {
-	uint32_t h[8] = {
-		0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-		0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-	};
-	const uint8_t *p = data;
-	uint8_t tail[2 * SHA256_BLOCK_LEN];
-	uint64_t bits = (uint64_t) len * 8;
-	size_t rest, tail_len, i;
-
-	for (; len >= SHA256_BLOCK_LEN; p += SHA256_BLOCK_LEN, len -= SHA256_BLOCK_LEN)
-		sha256_block(h, p);
-
-	/* The last bytes, 0x80, zeros, and the bit length fill one or two blocks. */
-	rest = len;
-	tail_len = rest + 9 <= SHA256_BLOCK_LEN ? SHA256_BLOCK_LEN : 2 * SHA256_BLOCK_LEN;
-	memset(tail, 0, sizeof(tail));
-	if (rest)
-		memcpy(tail, p, rest);
-	tail[rest] = 0x80;
-	for (i = 0; i < 8; i++)
-		tail[tail_len - 1 - i] = (uint8_t) (bits >> (8 * i));
-
-	for (i = 0; i < tail_len; i += SHA256_BLOCK_LEN)
-		sha256_block(h, tail + i);
-
-	for (i = 0; i < 8; i++) {
-		out[4 * i] = (uint8_t) (h[i] >> 24);
-		out[4 * i + 1] = (uint8_t) (h[i] >> 16);
-		out[4 * i + 2] = (uint8_t) (h[i] >> 8);
-		out[4 * i + 3] = (uint8_t) h[i];
-	}
-
-	explicit_bzero(tail, sizeof(tail));
-	explicit_bzero(h, sizeof(h));
+	sha256_digest(data, len, out);
 }
 
 void lmrsec_fingerprint_hex(const uint8_t fp[32], char out[65])

@@ -8,9 +8,10 @@
  * negative errno on failure; lmrsec_strerror() turns it into text.  Payload
  * buffers handed to the caller are wiped when freed.  No signal is raised by
  * the library (no SIGPIPE).  The long waits, lmrsec_next_delivery(),
- * lmrsec_send() and lmrsec_send_finish(), return -EINTR when a signal
- * handler runs, so a program can stop on SIGINT/SIGTERM; the short
- * request/reply calls carry on to their answer or their timeout.
+ * lmrsec_next_event(), lmrsec_send() and lmrsec_send_finish(), return
+ * -EINTR when a signal handler runs, so a program can stop on
+ * SIGINT/SIGTERM; the short request/reply calls carry on to their answer
+ * or their timeout.
  *
  * Thread-compatible: no global state; a handle is used by one thread at a
  * time.  After the connection is lost (the agent closed it, a malformed
@@ -30,6 +31,51 @@
  *         lmrsec_delivery_free(d);
  *     }
  *     lmrsec_close(c);
+ *
+ * Your own poll loop.  lmrsec_fd() turns readable when the agent has sent
+ * something.  lmrsec_process() then reads it without blocking and returns
+ * what waits in the handle (a mask of LMRSEC_READY_*), to be taken with the
+ * matching call and a timeout of 0.  The blocking calls read too, and keep
+ * what arrives while they wait (a delivery, an event, the answer to
+ * lmrsec_send_start()), which the fd then no longer shows: so call
+ * lmrsec_process() before each poll() and poll only when it returned 0.
+ *     lmrsec_send_start(c, "TETRA", NULL, key, key_len, 10000);
+ *     for (;;) {
+ *         int ready = lmrsec_process(c);
+ *         if (ready < 0)
+ *             break;                               // connection lost
+ *         if (ready & LMRSEC_READY_SEND)
+ *             lmrsec_send_finish(c, &result, 0);   // the final SIP answer
+ *         if (ready & LMRSEC_READY_DELIVERY)
+ *             ... lmrsec_next_delivery(c, &d, 0) ...
+ *         if (ready & LMRSEC_READY_EVENT)
+ *             ... lmrsec_next_event(c, &ev, 0) ...
+ *         if (ready == 0)
+ *             poll(&(struct pollfd) { lmrsec_fd(c), POLLIN, 0 }, 1, -1);
+ *     }
+ *
+ * Reconnecting.  The agent restarts now and then (upgrade, crash, reboot):
+ * the handle then returns -ECONNRESET, and lmrsec_connect() fails with
+ * -ENOENT or -ECONNREFUSED until the new agent listens.  Nothing is lost
+ * meanwhile: the agent keeps every message that was not ACKed and delivers
+ * it again, with the same id, once the types are subscribed again.  So:
+ *     delay = 100 ms
+ *     for (;;) {
+ *         if (lmrsec_connect(path, &c) < 0 ||
+ *             lmrsec_subscribe(c, types, 0, 5000) < 0) {
+ *             lmrsec_close(c); c = NULL;
+ *             sleep delay plus up to 50 % random jitter;
+ *             delay = min(2 * delay, 5 s);
+ *             continue;
+ *         }
+ *         delay = 100 ms;
+ *         consume until a call fails, then lmrsec_close(c);
+ *     }
+ * An application that installed a key but died before its ACK sees that
+ * id again: install idempotently (or remember ids) and ACK it again.
+ * A monitor simply calls lmrsec_monitor() again after reconnecting; events
+ * of the gap are not replayed (lmrsec_queue() shows what the spool holds).
+ * examples/reconnect.c is a complete consumer built this way.
  */
 #ifndef LMRSEC_H
 #define LMRSEC_H
@@ -83,6 +129,7 @@ struct lmrsec_status {
 	char consumers[512];         /* LMR types with a consumer, comma separated
 	                                (truncated if longer) */
 	uint64_t received, delivered, acked, rejected, sent;
+	uint64_t expired;            /* dropped undelivered after message-ttl */
 };
 
 /* The socket path used when none is given:
@@ -105,9 +152,10 @@ int lmrsec_connect_timeout(const char *path, int timeout_ms, struct lmrsec **out
 int lmrsec_protocol_version(const struct lmrsec *c);
 const char *lmrsec_agent_version(const struct lmrsec *c);
 /* File descriptor for the caller's own poll loop (readable = data waiting).
- * Deliveries that arrive while another call waits for its reply are read
- * and kept in the handle, where the fd no longer shows them: also call
- * lmrsec_next_delivery(c, &d, 0) while lmrsec_pending(c) > 0. */
+ * Deliveries, events and send answers that arrive while another call waits
+ * for its reply are read and kept in the handle, where the fd no longer
+ * shows them: call lmrsec_process() before polling ("Your own poll loop"
+ * above). */
 int lmrsec_fd(const struct lmrsec *c);
 void lmrsec_close(struct lmrsec *c);
 
@@ -155,6 +203,79 @@ int lmrsec_send_start(struct lmrsec *c, const char *lmr_type, const char *to,
 		      const void *payload, size_t payload_len, int timeout_ms);
 int lmrsec_send_finish(struct lmrsec *c, struct lmrsec_send_result *result,
 		       int timeout_ms);
+
+/* Spool listing (requester role): metadata of the messages the agent keeps,
+ * never their payloads.  The strings are never NULL ("" when unknown). */
+struct lmrsec_queue_entry {
+	uint64_t id;
+	char *lmr_type;
+	char *kmf_uri;
+	char *mc_service_id;
+	char *sender;
+	uint64_t received_us;        /* microseconds since the epoch */
+	uint64_t size;               /* payload octets */
+	uint8_t fingerprint[32];     /* SHA-256 of the payload */
+	int in_flight;               /* 1: delivered to a consumer, not yet ACKed */
+};
+
+/* Lists the messages with an id above after_id (0: from the first), at
+ * most max of them (0: all), in arrival order, asking the agent page by
+ * page, all within timeout_ms.  *entries is an array of *count entries (NULL
+ * when *count is 0); release it with lmrsec_queue_free(). */
+int lmrsec_queue(struct lmrsec *c, uint64_t after_id, size_t max,
+		 struct lmrsec_queue_entry **entries, size_t *count,
+		 int timeout_ms);
+void lmrsec_queue_free(struct lmrsec_queue_entry *entries, size_t count);
+
+/* Monitor role: a stream of the agent's events, metadata only. */
+enum lmrsec_event_kind {
+	LMRSEC_EVENT_OTHER = 0,      /* a kind this library does not know: see name */
+	LMRSEC_EVENT_REGISTRATION,   /* registration state or last answer changed */
+	LMRSEC_EVENT_RECEIVED,       /* a message was accepted and spooled */
+	LMRSEC_EVENT_DELIVERED,      /* handed to a consumer */
+	LMRSEC_EVENT_ACKED,          /* ACKed: removed from the spool */
+	LMRSEC_EVENT_NACKED,         /* NACKed: back in the queue */
+	LMRSEC_EVENT_REJECTED,       /* an incoming message refused with a SIP error */
+	LMRSEC_EVENT_EXPIRED,        /* dropped undelivered after the message TTL */
+};
+
+struct lmrsec_event {
+	enum lmrsec_event_kind kind;
+	char name[24];               /* the kind as the agent names it, e.g. "received" */
+	uint64_t time_us;            /* when it happened, microseconds since the epoch */
+	uint64_t id;                 /* message id, 0 when none (registration, rejected) */
+	char lmr_type[17];           /* "" when none */
+	uint64_t size;               /* payload octets, 0 when none */
+	int has_fingerprint;
+	uint8_t fingerprint[32];     /* SHA-256 of the payload, when has_fingerprint */
+	unsigned sip_status;         /* rejected: the answer sent; registration:
+	                                the last REGISTER answer; else 0 */
+	char reason[128];            /* its reason phrase, "" when none */
+	char reg_state[16];          /* registration: registered|registering|
+	                                unregistered|failed; else "" */
+};
+
+/* Makes this connection a monitor: every later event comes to it, in order.
+ * -EALREADY when it already is one. */
+int lmrsec_monitor(struct lmrsec *c, int timeout_ms);
+/* Waits for the next event (0 polls): -ETIMEDOUT when none came in time,
+ * -EINTR on a signal, or the error that ended the connection.  Free it
+ * with lmrsec_event_free(). */
+int lmrsec_next_event(struct lmrsec *c, struct lmrsec_event **out, int timeout_ms);
+/* Events already read and waiting in the handle. */
+int lmrsec_pending_events(const struct lmrsec *c);
+void lmrsec_event_free(struct lmrsec_event *e);
+
+/* What lmrsec_process() reports waiting in the handle. */
+#define LMRSEC_READY_DELIVERY	0x1  /* lmrsec_next_delivery(c, &d, 0) */
+#define LMRSEC_READY_EVENT	0x2  /* lmrsec_next_event(c, &e, 0) */
+#define LMRSEC_READY_SEND	0x4  /* lmrsec_send_finish(c, &r, 0) */
+
+/* Reads whatever the agent has sent, never blocking, and returns the mask
+ * of what waits in the handle (0: nothing yet); a negative errno once the
+ * connection is lost and nothing is left to take.  See "Your own poll
+ * loop" above. */
+int lmrsec_process(struct lmrsec *c);
 
 /* Text for a negative errno returned by this library, or for the last error
  * the agent sent (lmrsec_last_error). */

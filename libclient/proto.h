@@ -25,6 +25,8 @@ enum proto_msg {
 	PROTO_MSG_NACK = 0x04,       /* MESSAGE_ID */
 	PROTO_MSG_STATUS = 0x05,     /* no fields */
 	PROTO_MSG_SEND = 0x06,       /* LMR_TYPE, PAYLOAD, TO (optional), TIMEOUT_MS */
+	PROTO_MSG_MONITOR = 0x07,    /* no fields: EVENT frames follow the OK */
+	PROTO_MSG_QUEUE = 0x08,      /* AFTER_ID, LIMIT (both optional) */
 
 	/* agent -> client */
 	PROTO_MSG_HELLO_OK = 0x81,   /* VERSION, AGENT_VERSION */
@@ -35,6 +37,11 @@ enum proto_msg {
 	                                FINGERPRINT, PAYLOAD */
 	PROTO_MSG_STATUS_REPLY = 0x85,
 	PROTO_MSG_SEND_RESULT = 0x86, /* SIP_STATUS, SIP_REASON */
+	PROTO_MSG_EVENT = 0x87,      /* request id 0; EVENT_KIND, EVENT_TIME_US,
+	                                MESSAGE_ID, LMR_TYPE, PAYLOAD_SIZE,
+	                                FINGERPRINT, SIP_STATUS, SIP_REASON,
+	                                REG_STATE (as the kind has them) */
+	PROTO_MSG_LIST = 0x88,       /* ENTRY (repeated), MORE */
 };
 
 enum proto_tag {
@@ -75,9 +82,26 @@ enum proto_tag {
 	PROTO_TAG_COUNT_REJECTED = 0x2d, /* u64 */
 	PROTO_TAG_COUNT_SENT = 0x2e,     /* u64 */
 	PROTO_TAG_REG_NEXT_RETRY = 0x2f, /* u32 seconds until the next attempt */
+	PROTO_TAG_COUNT_EXPIRED = 0x30,  /* u64 */
+	/* monitor events and the spool listing */
+	PROTO_TAG_EVENT_KIND = 0x40,     /* str: registration|received|delivered|
+	                                    acked|nacked|rejected|expired|... */
+	PROTO_TAG_EVENT_TIME_US = 0x41,  /* u64, microseconds since the epoch */
+	PROTO_TAG_PAYLOAD_SIZE = 0x42,   /* u64 payload octets */
+	PROTO_TAG_AFTER_ID = 0x43,       /* u64, list messages with a greater id */
+	PROTO_TAG_LIMIT = 0x44,          /* u32, entries wanted; 0: the maximum */
+	PROTO_TAG_ENTRY = 0x45,          /* fields of one spooled message (nested):
+	                                    MESSAGE_ID, LMR_TYPE, KMF_URI,
+	                                    MC_SERVICE_ID, SENDER, RECEIVED_US,
+	                                    PAYLOAD_SIZE, FINGERPRINT, IN_FLIGHT */
+	PROTO_TAG_IN_FLIGHT = 0x46,      /* u32 1: delivered, not yet acked */
+	PROTO_TAG_MORE = 0x47,           /* u32 1: more entries after the last */
 };
 
 #define PROTO_LMR_TYPE_ALL "*"
 #define PROTO_MAX_LMR_TYPES 32
+/* Entries in one LIST reply at most; fewer when the frame would pass
+ * FRAME_MAX_LEN (MORE says whether more follow). */
+#define PROTO_LIST_MAX_ENTRIES 256
 
 #endif

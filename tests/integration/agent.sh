@@ -24,6 +24,11 @@ AG_CTL=$top_builddir/cli/lmrsecctl
 AG_CONSUMER=$top_builddir/examples/consumer
 AG_PID=
 AG_START_COUNT=0
+# A command the agent runs under (e.g. "valgrind --tool=memcheck ..."), and
+# the seconds ag_start / ag_stop wait: a slow wrapper widens them.
+AG_WRAPPER=${AG_WRAPPER:-}
+AG_START_TIMEOUT=${AG_START_TIMEOUT:-10}
+AG_STOP_TIMEOUT=${AG_STOP_TIMEOUT:-15}
 
 # ag_require                 skip unless the programs under test were built
 ag_require() {
@@ -106,12 +111,14 @@ CONF
 # ag_start [--no-wait]       start the agent; waits until it is registered
 ag_start() {
 	AG_START_COUNT=$((AG_START_COUNT + 1))
-	"$AG_AGENT" --config "$AG_CONF" --verbose </dev/null >>"$AG_LOG" 2>&1 &
+	# shellcheck disable=SC2086  # AG_WRAPPER is a command line
+	$AG_WRAPPER "$AG_AGENT" --config "$AG_CONF" --verbose </dev/null >>"$AG_LOG" 2>&1 &
 	AG_PID=$!
 	tb_track_pid "$AG_PID" "lmrsec-agent #$AG_START_COUNT"
 	tb_log "lmrsec-agent started (pid $AG_PID)"
 	[ "${1:-}" = --no-wait ] && return 0
-	ag_wait_state registered 10 || tb_fail "agent did not register within 10 s"
+	ag_wait_state registered "$AG_START_TIMEOUT" ||
+		tb_fail "agent did not register within $AG_START_TIMEOUT s"
 }
 
 # ag_state                   print the registration state ("" if unreachable)
@@ -150,7 +157,7 @@ print(v)' "$1"
 ag_stop() {
 	local rc
 	kill -TERM "$AG_PID"
-	tb_wait_pid "$AG_PID" 15
+	tb_wait_pid "$AG_PID" "$AG_STOP_TIMEOUT"
 	rc=$?
 	[ "$rc" -eq 0 ] || tb_fail "lmrsec-agent exited $rc after SIGTERM"
 	tb_log "lmrsec-agent stopped cleanly"

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -1377,6 +1378,341 @@ static void test_send_while_agent_floods_does_not_deadlock(void **state)
 	fake_finish(&f);
 }
 
+/* ---------- monitor role ---------- */
+
+static void agent_event(int fd, const char *kind, uint64_t id, const char *type,
+			bool with_fp)
+{
+	uint8_t fp[32];
+	struct frame_writer w;
+
+	memset(fp, 0xab, sizeof(fp));
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_EVENT, 0);
+	frame_writer_str(&w, PROTO_TAG_EVENT_KIND, kind);
+	frame_writer_u64(&w, PROTO_TAG_EVENT_TIME_US, 1700000000000000ull + id);
+	if (id)
+		frame_writer_u64(&w, PROTO_TAG_MESSAGE_ID, id);
+	if (type)
+		frame_writer_str(&w, PROTO_TAG_LMR_TYPE, type);
+	if (with_fp) {
+		frame_writer_u64(&w, PROTO_TAG_PAYLOAD_SIZE, 256);
+		frame_writer_bytes(&w, PROTO_TAG_FINGERPRINT, fp, sizeof(fp));
+	}
+	agent_write(fd, &w);
+}
+
+static void script_monitor(int fd)
+{
+	struct agent_frame *f = malloc(sizeof(*f));
+	struct frame_writer w;
+
+	AGENT_CHECK(f);
+	agent_hello(fd);
+	agent_expect(fd, f, PROTO_MSG_MONITOR);
+	agent_reply_ok(fd, f->id);
+	agent_event(fd, "received", 3, "TETRA", true);
+	/* a delivery on the same connection goes to its own queue */
+	agent_deliver(fd, 3, "TETRA", 16);
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_EVENT, 0);
+	frame_writer_str(&w, PROTO_TAG_EVENT_KIND, "registration");
+	frame_writer_u64(&w, PROTO_TAG_EVENT_TIME_US, 5);
+	frame_writer_str(&w, PROTO_TAG_REG_STATE, "registered");
+	frame_writer_u32(&w, PROTO_TAG_SIP_STATUS, 200);
+	frame_writer_str(&w, PROTO_TAG_SIP_REASON, "OK");
+	agent_write(fd, &w);
+	agent_event(fd, "teleported", 0, NULL, false);	/* a later kind */
+	free(f);
+	agent_wait_close(fd);
+}
+
+static void test_monitor_events_parsed_in_order(void **state)
+{
+	struct lmrsec_delivery *d;
+	struct lmrsec_event *ev;
+	uint8_t fp[32];
+	struct fake f;
+	struct lmrsec *c;
+
+	(void) state;
+	memset(fp, 0xab, sizeof(fp));
+	fake_start(&f, script_monitor);
+	c = connect_to(&f);
+	assert_int_equal(lmrsec_monitor(c, 2000), 0);
+
+	assert_int_equal(lmrsec_next_event(c, &ev, 2000), 0);
+	assert_int_equal(ev->kind, LMRSEC_EVENT_RECEIVED);
+	assert_string_equal(ev->name, "received");
+	assert_int_equal(ev->time_us, 1700000000000003ull);
+	assert_int_equal(ev->id, 3);
+	assert_string_equal(ev->lmr_type, "TETRA");
+	assert_int_equal(ev->size, 256);
+	assert_true(ev->has_fingerprint);
+	assert_memory_equal(ev->fingerprint, fp, 32);
+	assert_int_equal(ev->sip_status, 0);
+	lmrsec_event_free(ev);
+
+	assert_int_equal(lmrsec_next_event(c, &ev, 2000), 0);
+	assert_int_equal(ev->kind, LMRSEC_EVENT_REGISTRATION);
+	assert_string_equal(ev->reg_state, "registered");
+	assert_int_equal(ev->sip_status, 200);
+	assert_string_equal(ev->reason, "OK");
+	assert_int_equal(ev->id, 0);
+	assert_false(ev->has_fingerprint);
+	lmrsec_event_free(ev);
+
+	assert_int_equal(lmrsec_next_event(c, &ev, 2000), 0);
+	assert_int_equal(ev->kind, LMRSEC_EVENT_OTHER);
+	assert_string_equal(ev->name, "teleported");
+	lmrsec_event_free(ev);
+	assert_int_equal(lmrsec_next_event(c, &ev, 0), -ETIMEDOUT);
+
+	/* The delivery read meanwhile waits in its own queue. */
+	assert_int_equal(lmrsec_pending(c), 1);
+	assert_int_equal(lmrsec_next_delivery(c, &d, 0), 0);
+	assert_delivery(d, 3, "TETRA", 16);
+	lmrsec_delivery_free(d);
+	lmrsec_close(c);
+	fake_finish(&f);
+}
+
+static void script_event_without_kind(int fd)
+{
+	struct agent_frame *f = malloc(sizeof(*f));
+	struct frame_writer w;
+
+	AGENT_CHECK(f);
+	agent_hello(fd);
+	agent_expect(fd, f, PROTO_MSG_MONITOR);
+	agent_reply_ok(fd, f->id);
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_EVENT, 0);
+	frame_writer_u64(&w, PROTO_TAG_MESSAGE_ID, 1);
+	agent_write(fd, &w);
+	agent_event(fd, "acked", 1, "TETRA", true);
+	free(f);
+	agent_wait_close(fd);
+}
+
+static void test_malformed_event_is_eproto_in_its_place(void **state)
+{
+	struct lmrsec_event *ev;
+	struct fake f;
+	struct lmrsec *c;
+
+	(void) state;
+	fake_start(&f, script_event_without_kind);
+	c = connect_to(&f);
+	assert_int_equal(lmrsec_monitor(c, 2000), 0);
+	assert_int_equal(lmrsec_next_event(c, &ev, 2000), -EPROTO);
+	assert_null(ev);
+	assert_int_equal(lmrsec_next_event(c, &ev, 2000), 0);
+	assert_int_equal(ev->kind, LMRSEC_EVENT_ACKED);
+	lmrsec_event_free(ev);
+	lmrsec_close(c);
+	fake_finish(&f);
+}
+
+static void script_monitor_then_close(int fd)
+{
+	struct agent_frame *f = malloc(sizeof(*f));
+
+	AGENT_CHECK(f);
+	agent_hello(fd);
+	agent_expect(fd, f, PROTO_MSG_MONITOR);
+	agent_reply_ok(fd, f->id);
+	agent_event(fd, "expired", 8, "DMR", true);
+	free(f);
+}
+
+static void test_events_read_before_close_are_handed_out(void **state)
+{
+	struct lmrsec_event *ev;
+	struct fake f;
+	struct lmrsec *c;
+
+	(void) state;
+	fake_start(&f, script_monitor_then_close);
+	c = connect_to(&f);
+	assert_int_equal(lmrsec_monitor(c, 2000), 0);
+	fake_finish(&f);
+	assert_int_equal(lmrsec_next_event(c, &ev, 2000), 0);
+	assert_int_equal(ev->kind, LMRSEC_EVENT_EXPIRED);
+	lmrsec_event_free(ev);
+	assert_int_equal(lmrsec_next_event(c, &ev, 2000), -ECONNRESET);
+	assert_int_equal(lmrsec_process(c), -ECONNRESET);
+	lmrsec_close(c);
+}
+
+/* ---------- spool listing ---------- */
+
+static void agent_list_page(int fd, uint32_t id, uint64_t first, uint64_t n,
+			    bool more)
+{
+	struct frame_writer w, e;
+	const uint8_t *frame;
+	uint8_t fp[32];
+	size_t len;
+	uint64_t i;
+
+	memset(fp, 0x5a, sizeof(fp));
+	frame_writer_init(&w);
+	frame_writer_init(&e);
+	frame_writer_begin(&w, PROTO_MSG_LIST, id);
+	for (i = first; i < first + n; i++) {
+		frame_writer_begin(&e, 0, 0);
+		frame_writer_u64(&e, PROTO_TAG_MESSAGE_ID, i);
+		frame_writer_str(&e, PROTO_TAG_LMR_TYPE, i % 2 ? "TETRA" : "P25");
+		frame_writer_str(&e, PROTO_TAG_KMF_URI, "sip:kmf@iwf.example.org");
+		frame_writer_u64(&e, PROTO_TAG_RECEIVED_US, 1700000000000000ull + i);
+		frame_writer_u64(&e, PROTO_TAG_PAYLOAD_SIZE, 100 + i);
+		frame_writer_bytes(&e, PROTO_TAG_FINGERPRINT, fp, sizeof(fp));
+		frame_writer_u32(&e, PROTO_TAG_IN_FLIGHT, i == first ? 1 : 0);
+		AGENT_CHECK(frame_writer_end(&e, &frame, &len) == 0);
+		frame_writer_bytes(&w, PROTO_TAG_ENTRY, frame + 9, len - 9);
+	}
+	frame_writer_u32(&w, PROTO_TAG_MORE, more ? 1 : 0);
+	frame_writer_clear(&e);
+	agent_write(fd, &w);
+}
+
+static void script_queue_pages(int fd)
+{
+	struct agent_frame *f = malloc(sizeof(*f));
+	uint32_t len;
+
+	AGENT_CHECK(f);
+	agent_hello(fd);
+	/* first: everything, two pages */
+	agent_expect(fd, f, PROTO_MSG_QUEUE);
+	AGENT_CHECK(!agent_field(f, PROTO_TAG_AFTER_ID, &len));
+	AGENT_CHECK(!agent_field(f, PROTO_TAG_LIMIT, &len));
+	agent_list_page(fd, f->id, 1, 3, true);
+	agent_expect(fd, f, PROTO_MSG_QUEUE);
+	AGENT_CHECK(agent_field_u64(f, PROTO_TAG_AFTER_ID) == 3);
+	agent_list_page(fd, f->id, 4, 2, false);
+	/* then at most 2 after id 1 */
+	agent_expect(fd, f, PROTO_MSG_QUEUE);
+	AGENT_CHECK(agent_field_u64(f, PROTO_TAG_AFTER_ID) == 1);
+	AGENT_CHECK(agent_field_u32(f, PROTO_TAG_LIMIT) == 2);
+	agent_list_page(fd, f->id, 2, 2, true);
+	free(f);
+	agent_wait_close(fd);
+}
+
+static void test_queue_walks_pages(void **state)
+{
+	struct lmrsec_queue_entry *e;
+	struct fake f;
+	struct lmrsec *c;
+	size_t n, i;
+
+	(void) state;
+	fake_start(&f, script_queue_pages);
+	c = connect_to(&f);
+	assert_int_equal(lmrsec_queue(c, 0, 0, &e, &n, 2000), 0);
+	assert_int_equal(n, 5);
+	for (i = 0; i < n; i++)
+		assert_int_equal(e[i].id, i + 1);
+	assert_string_equal(e[0].lmr_type, "TETRA");
+	assert_string_equal(e[0].kmf_uri, "sip:kmf@iwf.example.org");
+	assert_string_equal(e[0].sender, "");
+	assert_string_equal(e[0].mc_service_id, "");
+	assert_int_equal(e[0].size, 101);
+	assert_int_equal(e[0].received_us, 1700000000000001ull);
+	assert_int_equal(e[0].in_flight, 1);
+	assert_int_equal(e[1].in_flight, 0);
+	assert_int_equal(e[3].in_flight, 1);
+	lmrsec_queue_free(e, n);
+
+	assert_int_equal(lmrsec_queue(c, 1, 2, &e, &n, 2000), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(e[0].id, 2);
+	assert_int_equal(e[1].id, 3);
+	lmrsec_queue_free(e, n);
+	lmrsec_close(c);
+	fake_finish(&f);
+}
+
+/* ---------- your own poll loop ---------- */
+
+static void script_send_answer_during_ack(int fd)
+{
+	struct agent_frame *send = malloc(sizeof(*send));
+	struct agent_frame *ack = malloc(sizeof(*ack));
+	struct frame_writer w;
+
+	AGENT_CHECK(send && ack);
+	agent_hello(fd);
+	agent_expect(fd, send, PROTO_MSG_SEND);
+	agent_expect(fd, ack, PROTO_MSG_ACK);
+	/* the send's answer comes while the library waits for the ACK's */
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_SEND_RESULT, send->id);
+	frame_writer_u32(&w, PROTO_TAG_SIP_STATUS, 200);
+	frame_writer_str(&w, PROTO_TAG_SIP_REASON, "OK");
+	agent_write(fd, &w);
+	agent_event(fd, "acked", 4, "TETRA", true);
+	agent_reply_ok(fd, ack->id);
+	usleep(100 * 1000);
+	agent_deliver(fd, 5, "TETRA", 8);
+	free(send);
+	free(ack);
+	agent_wait_close(fd);
+}
+
+static void test_process_reports_what_waits(void **state)
+{
+	struct lmrsec_send_result res;
+	struct lmrsec_delivery *d;
+	struct pollfd p;
+	struct fake f;
+	struct lmrsec *c;
+
+	(void) state;
+	fake_start(&f, script_send_answer_during_ack);
+	c = connect_to(&f);
+	assert_int_equal(lmrsec_process(c), 0);
+	assert_int_equal(lmrsec_send_start(c, "TETRA", NULL, "key", 3, 4000), 0);
+	assert_int_equal(lmrsec_ack(c, 4, 2000), 0);
+	/* The answer and the event were read by lmrsec_ack(): the fd does
+	 * not show them, lmrsec_process() does. */
+	assert_int_equal(lmrsec_process(c), LMRSEC_READY_SEND | LMRSEC_READY_EVENT);
+	assert_int_equal(lmrsec_send_finish(c, &res, 0), 0);
+	assert_int_equal(res.sip_status, 200);
+	assert_int_equal(lmrsec_pending_events(c), 1);
+	assert_int_equal(lmrsec_process(c), LMRSEC_READY_EVENT);
+
+	/* The delivery arrives later: the fd turns readable. */
+	p = (struct pollfd) { .fd = lmrsec_fd(c), .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 2000), 1);
+	assert_int_equal(lmrsec_process(c) & LMRSEC_READY_DELIVERY, LMRSEC_READY_DELIVERY);
+	assert_int_equal(lmrsec_next_delivery(c, &d, 0), 0);
+	assert_int_equal(d->id, 5);
+	lmrsec_delivery_free(d);
+	lmrsec_close(c);
+	fake_finish(&f);
+}
+
+static void script_too_many(int fd)
+{
+	/* as the agent over its connection cap: a notice, then close */
+	agent_reply_error(fd, 0, EUSERS, "too many connections to the agent (at most 2)");
+}
+
+static void test_connect_over_cap_is_eusers(void **state)
+{
+	struct fake f;
+	struct lmrsec *c = NULL;
+
+	(void) state;
+	fake_start(&f, script_too_many);
+	assert_int_equal(lmrsec_connect_timeout(f.path, 2000, &c), -EUSERS);
+	assert_null(c);
+	fake_finish(&f);
+}
+
 /* ---------- default path ---------- */
 
 static void default_path_env(const char *socket_env, const char *xdg)
@@ -1563,7 +1899,7 @@ static void test_strerror_covers_library_errors(void **state)
 	static const int errs[] = {
 		ENOENT, ECONNREFUSED, ETIMEDOUT, EPROTONOSUPPORT, EBUSY, EPROTO,
 		ECONNRESET, ENOTCONN, EINVAL, EPIPE, EALREADY, ENOBUFS, EBADMSG,
-		ENAMETOOLONG, EACCES, EINTR,
+		ENAMETOOLONG, EACCES, EINTR, EUSERS,
 	};
 	size_t i, j;
 
@@ -1641,6 +1977,12 @@ int main(void)
 		cmocka_unit_test(test_fingerprint_hex_is_lower_case_64_digits),
 		cmocka_unit_test(test_strerror_covers_library_errors),
 		cmocka_unit_test(test_null_handle_is_harmless),
+		cmocka_unit_test(test_monitor_events_parsed_in_order),
+		cmocka_unit_test(test_malformed_event_is_eproto_in_its_place),
+		cmocka_unit_test(test_events_read_before_close_are_handed_out),
+		cmocka_unit_test(test_queue_walks_pages),
+		cmocka_unit_test(test_process_reports_what_waits),
+		cmocka_unit_test(test_connect_over_cap_is_eusers),
 	};
 
 	/* SIGPIPE stays at its default: the library must never raise it when

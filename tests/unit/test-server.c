@@ -87,6 +87,20 @@ static struct fake_broker {
 	struct broker_send *cancelled;
 
 	struct broker_status status;
+
+	/* events: the server's one observer */
+	broker_event_fn observer;
+	void *observer_ctx;
+	int n_observers;
+
+	/* the spool listing */
+	const struct spool_record *records;
+	const bool *in_flight;
+	size_t n_records;
+	int list_result;
+	int n_list;
+	int64_t list_after;
+	size_t list_limit;
 } fake;
 
 static struct broker *const fake_b = (struct broker *) &fake;
@@ -215,6 +229,77 @@ void broker_get_status(struct broker *b, struct broker_status *out)
 {
 	assert_ptr_equal(b, fake_b);
 	*out = fake.status;
+}
+
+const char *broker_event_name(enum broker_event_kind kind)
+{
+	switch (kind) {
+	case BROKER_EVENT_REGISTRATION:
+		return "registration";
+	case BROKER_EVENT_RECEIVED:
+		return "received";
+	case BROKER_EVENT_DELIVERED:
+		return "delivered";
+	case BROKER_EVENT_ACKED:
+		return "acked";
+	case BROKER_EVENT_NACKED:
+		return "nacked";
+	case BROKER_EVENT_REJECTED:
+		return "rejected";
+	case BROKER_EVENT_EXPIRED:
+		return "expired";
+	}
+	return "unknown";
+}
+
+void broker_add_observer(struct broker *b, broker_event_fn fn, void *ctx)
+{
+	assert_ptr_equal(b, fake_b);
+	assert_int_equal(fake.n_observers, 0);	/* one, fanned out by the server */
+	fake.observer = fn;
+	fake.observer_ctx = ctx;
+	fake.n_observers++;
+}
+
+void broker_remove_observer(struct broker *b, broker_event_fn fn, void *ctx)
+{
+	assert_ptr_equal(b, fake_b);
+	assert_ptr_equal(fn, fake.observer);
+	assert_ptr_equal(ctx, fake.observer_ctx);
+	fake.n_observers--;
+}
+
+int broker_list(struct broker *b, int64_t after_id, size_t limit,
+		broker_list_fn fn, void *ctx)
+{
+	size_t i, visited = 0;
+	int r;
+
+	assert_ptr_equal(b, fake_b);
+	fake.n_list++;
+	fake.list_after = after_id;
+	fake.list_limit = limit;
+	if (fake.list_result < 0)
+		return fake.list_result;
+
+	for (i = 0; i < fake.n_records; i++) {
+		if (fake.records[i].id <= after_id)
+			continue;
+		if (limit && visited == limit)
+			break;
+		visited++;
+		r = fn(ctx, &fake.records[i], fake.in_flight ? fake.in_flight[i] : false);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Calls the server's observer as the broker would. */
+static void fake_emit(const struct broker_event *ev)
+{
+	assert_int_equal(fake.n_observers, 1);
+	fake.observer(fake.observer_ctx, ev);
 }
 
 /* ---------- log capture ---------- */
@@ -896,6 +981,7 @@ static void test_unknown_field_ignored(void **state)
 	frame_writer_init(&w);
 	frame_writer_begin(&w, PROTO_MSG_HELLO, 1);
 	frame_writer_str(&w, 0xee, "from the future");
+	frame_writer_str(&w, 0xee, "repeated, and still ignored");
 	frame_writer_u32(&w, PROTO_TAG_VERSION_MIN, 1);
 	frame_writer_u32(&w, PROTO_TAG_VERSION_MAX, 1);
 	client_send(c, &w);
@@ -1456,6 +1542,494 @@ static void test_client_not_reading_is_disconnected(void **state)
 	client_free(c);
 }
 
+/* ---------- monitor ---------- */
+
+static const uint8_t test_fp[SPOOL_FINGERPRINT_LEN] = {
+	0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17,
+	0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
+	0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27,
+	0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f,
+};
+
+static struct client *monitor_ready(const struct fixture *fx)
+{
+	struct client *c = client_ready(fx);
+	struct reply r;
+
+	send_empty(c, PROTO_MSG_MONITOR, 2);
+	client_expect(c, PROTO_MSG_OK, 2, &r);
+	reply_clear(&r);
+	return c;
+}
+
+static void assert_str_field(const struct reply *r, uint8_t tag, const char *want)
+{
+	char *s = reply_str(r, tag);
+
+	assert_string_equal(s, want);
+	g_free(s);
+}
+
+static void test_monitor_gets_message_event(void **state)
+{
+	struct fixture *fx = *state;
+	struct broker_event ev = {
+		.kind = BROKER_EVENT_RECEIVED, .time_us = INT64_C(1700000000000001),
+		.id = 5, .lmr_type = "TETRA", .size = 300, .fingerprint = test_fp,
+	};
+	const uint8_t *v;
+	struct client *c;
+	struct reply r;
+	uint32_t len;
+
+	start(fx);
+	c = monitor_ready(fx);
+	fake_emit(&ev);
+	client_expect(c, PROTO_MSG_EVENT, 0, &r);
+	assert_str_field(&r, PROTO_TAG_EVENT_KIND, "received");
+	assert_int_equal(reply_u64(&r, PROTO_TAG_EVENT_TIME_US), 1700000000000001);
+	assert_int_equal(reply_u64(&r, PROTO_TAG_MESSAGE_ID), 5);
+	assert_str_field(&r, PROTO_TAG_LMR_TYPE, "TETRA");
+	assert_int_equal(reply_u64(&r, PROTO_TAG_PAYLOAD_SIZE), 300);
+	assert_int_equal(reply_field(&r, PROTO_TAG_FINGERPRINT, &v, &len), 1);
+	assert_int_equal(len, SPOOL_FINGERPRINT_LEN);
+	assert_memory_equal(v, test_fp, SPOOL_FINGERPRINT_LEN);
+	/* metadata only */
+	assert_int_equal(reply_field(&r, PROTO_TAG_PAYLOAD, NULL, NULL), 0);
+	assert_int_equal(reply_field(&r, PROTO_TAG_SIP_STATUS, NULL, NULL), 0);
+	reply_clear(&r);
+	client_free(c);
+}
+
+static void test_monitor_gets_registration_and_rejected(void **state)
+{
+	struct fixture *fx = *state;
+	struct broker_event reg = {
+		.kind = BROKER_EVENT_REGISTRATION, .time_us = 1,
+		.reg_state = BROKER_REG_FAILED, .sip_status = 403,
+		.reason = "Forbidden \xff",	/* not UTF-8: made valid */
+	};
+	struct broker_event rej = {
+		.kind = BROKER_EVENT_REJECTED, .time_us = 2,
+		.sip_status = 503, .reason = "Service Unavailable (spool full)",
+	};
+	struct client *c;
+	struct reply r;
+	char *s;
+
+	start(fx);
+	c = monitor_ready(fx);
+	fake_emit(&reg);
+	fake_emit(&rej);
+
+	client_expect(c, PROTO_MSG_EVENT, 0, &r);
+	assert_str_field(&r, PROTO_TAG_EVENT_KIND, "registration");
+	assert_str_field(&r, PROTO_TAG_REG_STATE, "failed");
+	assert_int_equal(reply_u32(&r, PROTO_TAG_SIP_STATUS), 403);
+	s = reply_str(&r, PROTO_TAG_SIP_REASON);
+	assert_true(g_utf8_validate(s, -1, NULL));
+	assert_true(g_str_has_prefix(s, "Forbidden "));
+	g_free(s);
+	assert_int_equal(reply_field(&r, PROTO_TAG_MESSAGE_ID, NULL, NULL), 0);
+	reply_clear(&r);
+
+	client_expect(c, PROTO_MSG_EVENT, 0, &r);
+	assert_str_field(&r, PROTO_TAG_EVENT_KIND, "rejected");
+	assert_int_equal(reply_u32(&r, PROTO_TAG_SIP_STATUS), 503);
+	assert_str_field(&r, PROTO_TAG_SIP_REASON, "Service Unavailable (spool full)");
+	assert_int_equal(reply_field(&r, PROTO_TAG_MESSAGE_ID, NULL, NULL), 0);
+	assert_int_equal(reply_field(&r, PROTO_TAG_FINGERPRINT, NULL, NULL), 0);
+	reply_clear(&r);
+	client_free(c);
+}
+
+static void test_only_monitors_get_events(void **state)
+{
+	struct fixture *fx = *state;
+	struct broker_event ev = {
+		.kind = BROKER_EVENT_ACKED, .id = 9, .lmr_type = "P25",
+		.size = 3, .fingerprint = test_fp,
+	};
+	struct client *plain, *mon;
+	struct reply r;
+
+	start(fx);
+	plain = client_ready(fx);
+	mon = monitor_ready(fx);
+	fake_emit(&ev);
+	client_expect(mon, PROTO_MSG_EVENT, 0, &r);
+	reply_clear(&r);
+
+	/* The plain connection's next frame is its own reply, not an event. */
+	send_empty(plain, PROTO_MSG_STATUS, 5);
+	client_expect(plain, PROTO_MSG_STATUS_REPLY, 5, &r);
+	reply_clear(&r);
+	client_free(plain);
+	client_free(mon);
+}
+
+static void test_monitor_twice_is_ealready(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = monitor_ready(fx);
+	send_empty(c, PROTO_MSG_MONITOR, 3);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 3, EALREADY, "already a monitor");
+	reply_clear(&r);
+	client_free(c);
+}
+
+static void test_monitor_not_reading_is_disconnected(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	struct broker_event ev = {
+		.kind = BROKER_EVENT_DELIVERED, .id = 1, .lmr_type = "TETRA",
+		.size = 10, .fingerprint = test_fp,
+		.reason = NULL,
+	};
+	struct client *mon, *other;
+	struct pollfd pfd;
+	struct reply r;
+	bool hup = false;
+	int i;
+
+	cfg.max_output_bytes = SERVER_MIN_MAX_OUTPUT;
+	assert_int_equal(start_with(fx, &cfg), 0);
+	mon = monitor_ready(fx);
+	for (i = 0; i < 200000 && !hup; i++) {
+		fake_emit(&ev);
+		if (i % 1000 == 0) {
+			pfd = (struct pollfd) { .fd = mon->fd, .events = 0 };
+			hup = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP);
+		}
+	}
+	pump();
+	pfd = (struct pollfd) { .fd = mon->fd, .events = 0 };
+	hup = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP);
+	assert_true(hup);
+	assert_non_null(strstr(last_warning, "stopped reading"));
+
+	/* Gone from the fan-out; others are served. */
+	fake_emit(&ev);
+	other = client_ready(fx);
+	send_empty(other, PROTO_MSG_STATUS, 2);
+	client_expect(other, PROTO_MSG_STATUS_REPLY, 2, &r);
+	reply_clear(&r);
+	client_free(other);
+	client_free(mon);
+}
+
+/* ---------- spool listing ---------- */
+
+#define LIST_RECORDS 5
+
+static struct spool_record list_records[LIST_RECORDS];
+static const bool list_in_flight[LIST_RECORDS] = { true, false, false, true, false };
+
+static void fake_records(void)
+{
+	size_t i;
+
+	for (i = 0; i < LIST_RECORDS; i++) {
+		list_records[i] = (struct spool_record) {
+			.id = (int64_t) (i + 1),
+			.received_us = INT64_C(1700000000000000) + (int64_t) i,
+			.lmr_type = i % 2 ? "P25" : "TETRA",
+			.kmf_uri = "sip:kmf@iwf.example.org",
+			.sender = i == 0 ? "sip:iwf@iwf.example.org" : NULL,
+			.payload_len = 100 + i,
+		};
+		memcpy(list_records[i].fingerprint, test_fp, SPOOL_FINGERPRINT_LEN);
+	}
+	fake.records = list_records;
+	fake.in_flight = list_in_flight;
+	fake.n_records = LIST_RECORDS;
+}
+
+static void send_queue(struct client *c, uint32_t id, uint64_t after, uint32_t limit)
+{
+	struct frame_writer w;
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_QUEUE, id);
+	if (after)
+		frame_writer_u64(&w, PROTO_TAG_AFTER_ID, after);
+	if (limit)
+		frame_writer_u32(&w, PROTO_TAG_LIMIT, limit);
+	client_send(c, &w);
+}
+
+/* The ENTRY fields of a LIST, as fake replies of their own. */
+static int list_entries(const struct reply *r, struct reply *out, int max)
+{
+	struct frame_reader rd;
+	const uint8_t *v;
+	uint32_t len;
+	uint8_t tag;
+	int n = 0;
+
+	assert_int_equal(frame_reader_init(&rd, r->body, r->len, NULL, NULL), 0);
+	while (frame_reader_field(&rd, &tag, &v, &len) == 1) {
+		if (tag != PROTO_TAG_ENTRY)
+			continue;
+		assert_true(n < max);
+		/* A body is type + id + fields: prefix 5 octets. */
+		out[n].len = len + FRAME_BODY_MIN;
+		out[n].body = g_malloc0(out[n].len);
+		memcpy(out[n].body + FRAME_BODY_MIN, v, len);
+		n++;
+	}
+	return n;
+}
+
+static void test_queue_lists_metadata(void **state)
+{
+	struct fixture *fx = *state;
+	struct reply r, e[LIST_RECORDS];
+	const uint8_t *v;
+	struct client *c;
+	uint32_t len;
+	int n, i;
+
+	fake_records();
+	start(fx);
+	c = client_ready(fx);
+	send_queue(c, 4, 0, 0);
+	client_expect(c, PROTO_MSG_LIST, 4, &r);
+	assert_int_equal(reply_u32(&r, PROTO_TAG_MORE), 0);
+	n = list_entries(&r, e, LIST_RECORDS);
+	assert_int_equal(n, LIST_RECORDS);
+	assert_int_equal(fake.list_after, 0);
+	assert_int_equal(fake.list_limit, PROTO_LIST_MAX_ENTRIES + 1);
+
+	assert_int_equal(reply_u64(&e[0], PROTO_TAG_MESSAGE_ID), 1);
+	assert_str_field(&e[0], PROTO_TAG_LMR_TYPE, "TETRA");
+	assert_str_field(&e[0], PROTO_TAG_KMF_URI, "sip:kmf@iwf.example.org");
+	assert_str_field(&e[0], PROTO_TAG_SENDER, "sip:iwf@iwf.example.org");
+	assert_int_equal(reply_u64(&e[0], PROTO_TAG_RECEIVED_US), 1700000000000000);
+	assert_int_equal(reply_u64(&e[0], PROTO_TAG_PAYLOAD_SIZE), 100);
+	assert_int_equal(reply_u32(&e[0], PROTO_TAG_IN_FLIGHT), 1);
+	assert_int_equal(reply_field(&e[0], PROTO_TAG_FINGERPRINT, &v, &len), 1);
+	assert_memory_equal(v, test_fp, SPOOL_FINGERPRINT_LEN);
+	assert_int_equal(reply_field(&e[0], PROTO_TAG_PAYLOAD, NULL, NULL), 0);
+	assert_int_equal(reply_field(&e[1], PROTO_TAG_SENDER, NULL, NULL), 0);
+	assert_int_equal(reply_u32(&e[1], PROTO_TAG_IN_FLIGHT), 0);
+	for (i = 0; i < n; i++)
+		reply_clear(&e[i]);
+	reply_clear(&r);
+	client_free(c);
+}
+
+static void test_queue_pages(void **state)
+{
+	struct fixture *fx = *state;
+	struct reply r, e[LIST_RECORDS];
+	struct client *c;
+	int n, i;
+
+	fake_records();
+	start(fx);
+	c = client_ready(fx);
+	send_queue(c, 5, 0, 2);
+	client_expect(c, PROTO_MSG_LIST, 5, &r);
+	assert_int_equal(fake.list_limit, 3);	/* one more, to know MORE */
+	assert_int_equal(reply_u32(&r, PROTO_TAG_MORE), 1);
+	n = list_entries(&r, e, LIST_RECORDS);
+	assert_int_equal(n, 2);
+	assert_int_equal(reply_u64(&e[1], PROTO_TAG_MESSAGE_ID), 2);
+	for (i = 0; i < n; i++)
+		reply_clear(&e[i]);
+	reply_clear(&r);
+
+	send_queue(c, 6, 4, 2);
+	client_expect(c, PROTO_MSG_LIST, 6, &r);
+	assert_int_equal(fake.list_after, 4);
+	assert_int_equal(reply_u32(&r, PROTO_TAG_MORE), 0);
+	n = list_entries(&r, e, LIST_RECORDS);
+	assert_int_equal(n, 1);
+	assert_int_equal(reply_u64(&e[0], PROTO_TAG_MESSAGE_ID), 5);
+	reply_clear(&e[0]);
+	reply_clear(&r);
+	client_free(c);
+}
+
+#define BIG_RECORDS 300
+
+/* Entries with 1 KiB URIs: the page ends before the frame limit. */
+static void test_queue_reply_fits_frame(void **state)
+{
+	static struct spool_record big[BIG_RECORDS];
+	struct fixture *fx = *state;
+	char *uri = g_strnfill(1024, 'u');
+	struct client *c;
+	struct reply r;
+	int i, n;
+
+	for (i = 0; i < BIG_RECORDS; i++)
+		big[i] = (struct spool_record) {
+			.id = i + 1, .lmr_type = "TETRA", .kmf_uri = uri,
+			.mc_service_id = uri, .sender = uri, .payload_len = 1,
+		};
+	fake.records = big;
+	fake.n_records = BIG_RECORDS;
+
+	start(fx);
+	c = client_ready(fx);
+	send_queue(c, 7, 0, 0);
+	client_expect(c, PROTO_MSG_LIST, 7, &r);
+	assert_true(r.len <= FRAME_MAX_LEN);
+	n = reply_field(&r, PROTO_TAG_ENTRY, NULL, NULL);
+	assert_true(n > 10 && n < BIG_RECORDS);
+	assert_int_equal(reply_u32(&r, PROTO_TAG_MORE), 1);
+	reply_clear(&r);
+	client_free(c);
+	g_free(uri);
+}
+
+static void test_queue_spool_error_is_eio(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	fake.list_result = -EIO;
+	start(fx);
+	c = client_ready(fx);
+	send_queue(c, 8, 0, 0);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 8, EIO, "cannot read the spool");
+	reply_clear(&r);
+	client_free(c);
+}
+
+static void test_queue_bad_after_id_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = client_ready(fx);
+	send_queue(c, 9, UINT64_MAX, 0);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 9, EINVAL, "AFTER_ID");
+	reply_clear(&r);
+	assert_int_equal(fake.n_list, 0);
+	client_free(c);
+}
+
+/* ---------- limits ---------- */
+
+#define SHORT_FRAME_TIMEOUT_MS 200
+
+static void test_half_frame_then_silence_is_closed(void **state)
+{
+	static const uint8_t half[] = { 0x00, 0x00, 0x00, 0x20, PROTO_MSG_STATUS, 0 };
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	struct client *bad, *good;
+	struct reply r;
+
+	cfg.frame_timeout_ms = SHORT_FRAME_TIMEOUT_MS;
+	assert_int_equal(start_with(fx, &cfg), 0);
+	good = client_ready(fx);
+	bad = client_ready(fx);
+	send_all(bad->fd, half, sizeof(half));
+	client_expect_eof(bad);
+	assert_non_null(strstr(last_warning, "incomplete frame"));
+
+	/* An idle connection with no frame begun is not affected. */
+	send_empty(good, PROTO_MSG_STATUS, 3);
+	client_expect(good, PROTO_MSG_STATUS_REPLY, 3, &r);
+	reply_clear(&r);
+	client_free(bad);
+	client_free(good);
+}
+
+static void test_no_hello_in_time_is_closed(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	struct client *c;
+
+	cfg.frame_timeout_ms = SHORT_FRAME_TIMEOUT_MS;
+	assert_int_equal(start_with(fx, &cfg), 0);
+	c = client_new(fx);
+	client_expect_eof(c);
+	assert_non_null(strstr(last_warning, "no HELLO"));
+	client_free(c);
+}
+
+static void test_connection_cap_tells_eusers(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	struct client *a, *b, *over;
+	struct reply r;
+
+	cfg.max_connections = 2;
+	assert_int_equal(start_with(fx, &cfg), 0);
+	a = client_ready(fx);
+	b = client_ready(fx);
+	over = client_new(fx);
+	assert_int_equal(client_recv(over, &r), 0);
+	assert_error(&r, 0, EUSERS, "too many connections");
+	reply_clear(&r);
+	client_expect_eof(over);
+	assert_non_null(strstr(last_warning, "2 connections already open"));
+
+	send_empty(a, PROTO_MSG_STATUS, 4);
+	client_expect(a, PROTO_MSG_STATUS_REPLY, 4, &r);
+	reply_clear(&r);
+
+	/* A slot freed is a slot for the next one. */
+	client_free(b);
+	pump();
+	client_free(over);
+	over = client_ready(fx);
+	client_free(over);
+	client_free(a);
+}
+
+static void test_allowed_peers_open_socket_modes(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	char *users[] = { "nobody", NULL };
+	struct stat st;
+
+	cfg.allowed_users = users;
+	assert_int_equal(start_with(fx, &cfg), 0);
+	assert_int_equal(stat(fx->sockdir, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0711);
+	assert_int_equal(lstat(fx->path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0666);
+}
+
+static void test_agent_types_sent_back_are_unknown(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = client_ready(fx);
+	send_empty(c, PROTO_MSG_EVENT, 3);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 3, EOPNOTSUPP, "unknown message type 0x87");
+	reply_clear(&r);
+	send_empty(c, PROTO_MSG_LIST, 4);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 4, EOPNOTSUPP, "unknown message type 0x88");
+	reply_clear(&r);
+	client_free(c);
+}
+
 /* ---------- peer credentials (root only) ---------- */
 
 /* In a child: become nobody, connect, optionally HELLO, and report by exit
@@ -1613,6 +2187,21 @@ int main(void)
 		T(test_peer_not_allowed_closed_without_reply),
 		T(test_allowed_user_accepted),
 		T(test_allowed_group_accepted),
+		T(test_monitor_gets_message_event),
+		T(test_monitor_gets_registration_and_rejected),
+		T(test_only_monitors_get_events),
+		T(test_monitor_twice_is_ealready),
+		T(test_monitor_not_reading_is_disconnected),
+		T(test_queue_lists_metadata),
+		T(test_queue_pages),
+		T(test_queue_reply_fits_frame),
+		T(test_queue_spool_error_is_eio),
+		T(test_queue_bad_after_id_refused),
+		T(test_half_frame_then_silence_is_closed),
+		T(test_no_hello_in_time_is_closed),
+		T(test_connection_cap_tells_eusers),
+		T(test_allowed_peers_open_socket_modes),
+		T(test_agent_types_sent_back_are_unknown),
 	};
 
 	g_log_set_handler("lmrsec-server", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL |

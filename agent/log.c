@@ -1,0 +1,122 @@
+/*
+ * log — structured message-lifecycle log lines (see log.h).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define LOG_MAX_FIELDS 10
+
+/* syslog priorities, as GLib itself maps its levels. */
+static const char *priority_of(GLogLevelFlags level)
+{
+	if (level & G_LOG_LEVEL_ERROR)
+		return "3";
+	if (level & (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
+		return "4";
+	if (level & G_LOG_LEVEL_MESSAGE)
+		return "5";
+	if (level & G_LOG_LEVEL_INFO)
+		return "6";
+	return "7";
+}
+
+static void hex_of(const uint8_t fp[SPOOL_FINGERPRINT_LEN], char out[2 * SPOOL_FINGERPRINT_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < SPOOL_FINGERPRINT_LEN; i++) {
+		out[2 * i] = digits[fp[i] >> 4];
+		out[2 * i + 1] = digits[fp[i] & 0xf];
+	}
+	out[2 * SPOOL_FINGERPRINT_LEN] = '\0';
+}
+
+void log_message(GLogLevelFlags level, const struct log_fields *f, const char *fmt, ...)
+{
+	GLogField fields[LOG_MAX_FIELDS];
+	char id[24], size[24], status[16], hex[2 * SPOOL_FINGERPRINT_LEN + 1];
+	g_autofree char *text = NULL;
+	size_t n = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+
+	fields[n++] = (GLogField){ "MESSAGE", text, -1 };
+	fields[n++] = (GLogField){ "PRIORITY", priority_of(level), -1 };
+	fields[n++] = (GLogField){ "GLIB_DOMAIN", LOG_DOMAIN, -1 };
+	if (f->event)
+		fields[n++] = (GLogField){ "LMRSEC_EVENT", f->event, -1 };
+	if (f->id) {
+		snprintf(id, sizeof(id), "%" PRId64, f->id);
+		fields[n++] = (GLogField){ "LMRSEC_MESSAGE_ID", id, -1 };
+	}
+	if (f->lmr_type)
+		fields[n++] = (GLogField){ "LMRSEC_LMR_TYPE", f->lmr_type, -1 };
+	if (f->fingerprint) {
+		hex_of(f->fingerprint, hex);
+		snprintf(size, sizeof(size), "%zu", f->size);
+		fields[n++] = (GLogField){ "LMRSEC_FINGERPRINT", hex, -1 };
+		fields[n++] = (GLogField){ "LMRSEC_SIZE", size, -1 };
+	}
+	if (f->sip_status) {
+		snprintf(status, sizeof(status), "%u", f->sip_status);
+		fields[n++] = (GLogField){ "LMRSEC_SIP_STATUS", status, -1 };
+	}
+	if (f->sender)
+		fields[n++] = (GLogField){ "LMRSEC_SENDER", f->sender, -1 };
+
+	g_log_structured_array(level, fields, n);
+}
+
+void log_broker_event(void *ctx, const struct broker_event *ev)
+{
+	struct log_fields f = {
+		.event = broker_event_name(ev->kind),
+		.id = ev->id,
+		.lmr_type = ev->lmr_type,
+		.fingerprint = ev->fingerprint,
+		.size = ev->size,
+		.sip_status = ev->sip_status,
+	};
+	char hex[2 * SPOOL_FINGERPRINT_LEN + 1] = "?";
+	const char *type = ev->lmr_type ? ev->lmr_type : "?";
+
+	(void)ctx;
+	if (ev->fingerprint)
+		hex_of(ev->fingerprint, hex);
+
+	switch (ev->kind) {
+	case BROKER_EVENT_REGISTRATION:
+		return;
+	case BROKER_EVENT_RECEIVED:
+		log_message(G_LOG_LEVEL_MESSAGE, &f, "message %" PRId64 " received: LMR type %s, "
+			    "%zu bytes, sha256 %s; spooled", ev->id, type, ev->size, hex);
+		return;
+	case BROKER_EVENT_DELIVERED:
+		log_message(G_LOG_LEVEL_DEBUG, &f, "message %" PRId64 " (LMR type %s) handed "
+			    "to its consumer", ev->id, type);
+		return;
+	case BROKER_EVENT_ACKED:
+		log_message(G_LOG_LEVEL_MESSAGE, &f, "message %" PRId64 " (LMR type %s) "
+			    "acknowledged by its consumer; removed from the spool", ev->id, type);
+		return;
+	case BROKER_EVENT_NACKED:
+		log_message(G_LOG_LEVEL_MESSAGE, &f, "message %" PRId64 " (LMR type %s) "
+			    "refused by its consumer (NACK); queued again", ev->id, type);
+		return;
+	case BROKER_EVENT_EXPIRED:
+		log_message(G_LOG_LEVEL_WARNING, &f, "message %" PRId64 " (LMR type %s, %zu bytes, "
+			    "sha256 %s) expired undelivered after the message TTL; dropped",
+			    ev->id, type, ev->size, hex);
+		return;
+	case BROKER_EVENT_REJECTED:
+		log_message(G_LOG_LEVEL_DEBUG, &f, "MESSAGE answered %u %s", ev->sip_status,
+			    ev->reason ? ev->reason : "");
+		return;
+	}
+}

@@ -1,0 +1,208 @@
+/*
+ * cmd-monitor.c — `lmrsecctl monitor`: the agent's events as they happen,
+ * one line each (NDJSON with --json).  Events carry metadata only — id,
+ * LMR type, size, SHA-256 fingerprint, SIP status — never payload bytes.
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "json.h"
+
+/* The longest wait between two looks at the stop flag. */
+#define MONITOR_TICK_MS		500
+
+enum monitor_opt {
+	MONITOR_OPT_COUNT = CLI_OPT_COMMAND_BASE,
+	MONITOR_OPT_TIMEOUT,
+};
+
+struct monitor_args {
+	uint64_t count;		/* 0: no count */
+	int timeout_ms;		/* -1: run until stopped */
+};
+
+static void monitor_usage(void)
+{
+	printf("Usage: lmrsecctl monitor [--count N] [--timeout S] [--json]\n"
+	       "\n"
+	       "Streams the agent's events, one line each, as they happen:\n"
+	       "registration changes and messages received, delivered, acked,\n"
+	       "nacked, rejected and expired, with message id, LMR type, size and\n"
+	       "SHA-256 fingerprint (never payload bytes), SIP status and reason.\n"
+	       "With --json, one JSON object per line (NDJSON).\n"
+	       "\n"
+	       "  --count N       stop after N events\n"
+	       "  --timeout S     stop after S seconds\n"
+	       CLI_GLOBAL_HELP
+	       "\n"
+	       "Exits 0 when stopped by --count, --timeout, SIGINT or SIGTERM; 4 when\n"
+	       "--timeout ends it before --count events came; 1 when the agent closes\n"
+	       "the connection.\n");
+}
+
+static int monitor_parse(struct cli *cli, int argc, char **argv,
+			 struct monitor_args *a)
+{
+	static const struct option options[] = {
+		CLI_GLOBAL_LONG_OPTIONS,
+		{ "count", required_argument, NULL, MONITOR_OPT_COUNT },
+		{ "timeout", required_argument, NULL, MONITOR_OPT_TIMEOUT },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	while ((opt = cli_getopt(cli, argc, argv, ":h", options)) != -1) {
+		if (cli_global_option(cli, opt, optarg))
+			continue;
+
+		switch (opt) {
+		case 'h':
+			monitor_usage();
+			return -1;
+		case MONITOR_OPT_COUNT:
+			if (cli_parse_count(optarg, &a->count) < 0)
+				return cli_usage_error(cli, "--count wants a number > 0, not '%s'", optarg);
+			break;
+		case MONITOR_OPT_TIMEOUT:
+			if (cli_parse_timeout(optarg, &a->timeout_ms) < 0)
+				return cli_usage_error(cli, "--timeout wants seconds > 0, not '%s'", optarg);
+			break;
+		default:
+			return CLI_EXIT_USAGE;
+		}
+	}
+
+	if (optind < argc)
+		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+
+	return 0;
+}
+
+/* ---------- printing one event ---------- */
+
+static void event_print_json(const struct lmrsec_event *ev)
+{
+	char when[CLI_TIME_MAX], hex[65];
+	struct json j;
+
+	cli_format_time(ev->time_us, when);
+	json_begin(&j, stdout);
+	json_string(&j, "event", ev->name);
+	json_uint(&j, "time_us", ev->time_us);
+	json_string(&j, "time", when);
+	if (ev->id)
+		json_uint(&j, "id", ev->id);
+	if (ev->lmr_type[0])
+		json_string(&j, "lmr_type", ev->lmr_type);
+	if (ev->id || ev->has_fingerprint)
+		json_uint(&j, "size", ev->size);
+	if (ev->has_fingerprint) {
+		lmrsec_fingerprint_hex(ev->fingerprint, hex);
+		json_string(&j, "sha256", hex);
+	}
+	if (ev->reg_state[0])
+		json_string(&j, "state", ev->reg_state);
+	if (ev->sip_status)
+		json_uint(&j, "sip_status", ev->sip_status);
+	if (ev->reason[0])
+		json_string(&j, "reason", ev->reason);
+	json_end(&j);
+}
+
+/* "2024-05-01T12:00:00.123456Z received id=3 lmr-type=TETRA size=256
+ * sha256=…"; the agent's texts are scrubbed of control characters. */
+static void event_print_human(struct lmrsec_event *ev)
+{
+	char when[CLI_TIME_MAX], hex[65];
+
+	cli_format_time(ev->time_us, when);
+	printf("%s %s", when, cli_scrub(ev->name));
+	if (ev->reg_state[0])
+		printf(" state=%s", cli_scrub(ev->reg_state));
+	if (ev->id)
+		printf(" id=%" PRIu64, ev->id);
+	if (ev->lmr_type[0])
+		printf(" lmr-type=%s", cli_scrub(ev->lmr_type));
+	if (ev->id || ev->has_fingerprint)
+		printf(" size=%" PRIu64, ev->size);
+	if (ev->has_fingerprint) {
+		lmrsec_fingerprint_hex(ev->fingerprint, hex);
+		printf(" sha256=%s", hex);
+	}
+	if (ev->sip_status)
+		printf(" status=%u", ev->sip_status);
+	if (ev->reason[0])
+		printf(" reason=\"%s\"", cli_scrub(ev->reason));
+	printf("\n");
+	fflush(stdout);	/* one line per event, even into a pipe */
+}
+
+/* ---------- the stream ---------- */
+
+/* Until the count, the deadline, a signal or the end of the connection. */
+static int monitor_stream(struct cli *cli, struct lmrsec *c,
+			  const struct monitor_args *a)
+{
+	int64_t deadline = a->timeout_ms > 0 ? cli_deadline(a->timeout_ms) : 0;
+	struct lmrsec_event *ev;
+	uint64_t seen = 0;
+	int wait, left, e;
+
+	while (!cli_stop_requested() && (!a->count || seen < a->count)) {
+		wait = MONITOR_TICK_MS;
+		if (deadline) {
+			left = cli_time_left(deadline);
+			if (left == 0)
+				return a->count ? CLI_EXIT_TIMEOUT : CLI_EXIT_OK;
+			if (left < wait)
+				wait = left;
+		}
+
+		e = lmrsec_next_event(c, &ev, wait);
+		if (e == -ETIMEDOUT || e == -EINTR)
+			continue;
+		if (e < 0)
+			return cli_fail(cli, c, e, "event stream ended");
+
+		if (cli->json)
+			event_print_json(ev);
+		else
+			event_print_human(ev);
+		lmrsec_event_free(ev);
+		seen++;
+	}
+
+	return CLI_EXIT_OK;
+}
+
+int cmd_monitor(struct cli *cli, int argc, char **argv)
+{
+	struct monitor_args a = { .timeout_ms = -1 };
+	struct lmrsec *c;
+	int e;
+
+	e = monitor_parse(cli, argc, argv, &a);
+	if (e)
+		return e < 0 ? CLI_EXIT_OK : e;
+
+	cli_catch_stop_signals();
+	e = cli_connect(cli, CLI_REQUEST_TIMEOUT_MS, &c);
+	if (e)
+		return e;
+
+	e = lmrsec_monitor(c, CLI_REQUEST_TIMEOUT_MS);
+	if (e < 0) {
+		e = cli_fail(cli, c, e, "cannot become a monitor");
+		lmrsec_close(c);
+		return e;
+	}
+
+	e = monitor_stream(cli, c, &a);
+	lmrsec_close(c);
+	return e;
+}

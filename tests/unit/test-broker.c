@@ -1,0 +1,872 @@
+/*
+ * test-broker.c — the broker (agent/broker.c) against a real spool in a
+ * mkdtemp directory; the test plays both adapters (fake consumers, a fake
+ * SIP answer) and iterates the GLib default main context itself, so the
+ * broker's timers (NACK delay, delivery timeout, expiry, purge) really run.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "broker.h"
+#include "spool.h"
+
+#define TTL_DAY (24 * 3600)
+#define MAX_SEEN 16
+
+/* --- fake consumers --- */
+
+struct consumer {
+	const char *name;
+	int64_t got[MAX_SEEN];      /* ids delivered, in order */
+	size_t n_got;
+	uint8_t first_byte[MAX_SEEN];
+	bool refuse;                /* deliver returns -EAGAIN */
+	char lost[32];              /* last type lost to a takeover */
+};
+
+static int deliver(void *cv, const struct spool_record *msg)
+{
+	struct consumer *c = cv;
+
+	if (c->refuse)
+		return -EAGAIN;
+	assert_true(c->n_got < MAX_SEEN);
+	assert_non_null(msg->payload);
+	c->first_byte[c->n_got] = msg->payload[0];
+	c->got[c->n_got++] = msg->id;
+	return 0;
+}
+
+static void lost(void *cv, const char *type)
+{
+	struct consumer *c = cv;
+
+	g_strlcpy(c->lost, type, sizeof(c->lost));
+}
+
+/* --- the SIP side's answer --- */
+
+struct answer {
+	int count;
+	unsigned status;
+	char reason[128];
+	unsigned retry_after;
+};
+
+static void on_answer(void *ctx, unsigned status, const char *reason,
+		      unsigned retry_after_s)
+{
+	struct answer *a = ctx;
+
+	a->count++;
+	a->status = status;
+	g_strlcpy(a->reason, reason, sizeof(a->reason));
+	a->retry_after = retry_after_s;
+}
+
+/* --- events --- */
+
+struct seen_event {
+	enum broker_event_kind kind;
+	int64_t id;
+	char lmr_type[32];
+	size_t size;
+	bool has_fingerprint;
+	unsigned sip_status;
+};
+
+struct events {
+	struct seen_event ev[64];
+	size_t n;
+};
+
+static void on_event(void *ctx, const struct broker_event *ev)
+{
+	struct events *e = ctx;
+	struct seen_event *s;
+
+	assert_true(e->n < G_N_ELEMENTS(e->ev));
+	s = &e->ev[e->n++];
+	s->kind = ev->kind;
+	s->id = ev->id;
+	g_strlcpy(s->lmr_type, ev->lmr_type ? ev->lmr_type : "", sizeof(s->lmr_type));
+	s->size = ev->size;
+	s->has_fingerprint = ev->fingerprint != NULL;
+	s->sip_status = ev->sip_status;
+	assert_true(ev->time_us > 0);
+}
+
+static const struct seen_event *find_event(const struct events *e,
+					   enum broker_event_kind kind, size_t nth)
+{
+	for (size_t i = 0; i < e->n; i++)
+		if (e->ev[i].kind == kind && nth-- == 0)
+			return &e->ev[i];
+	return NULL;
+}
+
+static size_t count_events(const struct events *e, enum broker_event_kind kind)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < e->n; i++)
+		n += e->ev[i].kind == kind;
+	return n;
+}
+
+/* --- fixture --- */
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct broker_limits limits;
+	struct broker *b;
+	struct events events;
+};
+
+static const struct broker_limits default_limits = {
+	.ack_mode = BROKER_ACK_STORED,
+	.delivery_timeout_s = 1,
+	.max_messages = 100,
+	.max_bytes = 1 << 20,
+	.message_ttl_s = TTL_DAY,
+};
+
+static void fx_open(struct fx *f)
+{
+	struct spool *spool;
+	char *err = NULL;
+
+	assert_int_equal(spool_open(f->path, &spool, &err), 0);
+	assert_int_equal(broker_new(spool, &f->limits, &f->b, &err), 0);
+	broker_add_observer(f->b, on_event, &f->events);
+}
+
+static int setup_with(void **state, const struct broker_limits *limits)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	strcpy(f->dir, "/tmp/test-broker.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/spool.db", f->dir);
+	f->limits = *limits;
+	fx_open(f);
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, &default_limits);
+}
+
+static int setup_delivered(void **state)
+{
+	struct broker_limits l = default_limits;
+
+	l.ack_mode = BROKER_ACK_DELIVERED;
+	return setup_with(state, &l);
+}
+
+static int setup_small(void **state)
+{
+	struct broker_limits l = default_limits;
+
+	l.max_messages = 2;
+	l.max_bytes = 300;
+	return setup_with(state, &l);
+}
+
+static int setup_ttl(void **state)
+{
+	struct broker_limits l = default_limits;
+
+	l.message_ttl_s = 2;
+	return setup_with(state, &l);
+}
+
+static void remove_dir(const char *dir)
+{
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *name;
+
+	while (d && (name = g_dir_read_name(d))) {
+		char *p = g_build_filename(dir, name, NULL);
+
+		g_unlink(p);
+		g_free(p);
+	}
+	if (d)
+		g_dir_close(d);
+	g_rmdir(dir);
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	if (f->b)
+		broker_shutdown(f->b);
+	broker_free(f->b);
+	remove_dir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Restart: the broker and its spool connection go, a new one reloads. */
+static void fx_restart(struct fx *f)
+{
+	broker_shutdown(f->b);
+	broker_free(f->b);
+	f->b = NULL;
+	fx_open(f);
+}
+
+/* --- the main loop --- */
+
+static gboolean on_deadline(gpointer data)
+{
+	*(bool *)data = true;
+	return G_SOURCE_REMOVE;
+}
+
+/* Runs the default main context for ms milliseconds. */
+static void run_for(unsigned ms)
+{
+	bool done = false;
+
+	g_timeout_add(ms, on_deadline, &done);
+	while (!done)
+		g_main_context_iteration(NULL, TRUE);
+}
+
+/* Runs the main context until *counter reaches want or ms pass; true when
+ * it did. */
+static bool run_until(const size_t *counter, size_t want, unsigned ms)
+{
+	bool done = false;
+	guint id = g_timeout_add(ms, on_deadline, &done);
+
+	while (!done && *counter < want)
+		g_main_context_iteration(NULL, TRUE);
+	if (!done)
+		g_source_remove(id);
+	return *counter >= want;
+}
+
+/* --- incoming messages --- */
+
+/* A record as inbound.c makes one: payload of len bytes valued fill. */
+static void make_record(struct spool_record *rec, const char *type,
+			const char *dedupe_key, uint8_t fill, size_t len)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->received_us = g_get_real_time();
+	rec->lmr_type = strdup(type);
+	rec->kmf_uri = strdup("sip:kmf@iwf.test");
+	rec->mc_service_id = strdup("sip:alice@mc.test");
+	rec->sender = strdup("sip:kmf@iwf.test");
+	rec->dedupe_key = dedupe_key ? strdup(dedupe_key) : NULL;
+	rec->payload = malloc(len);
+	memset(rec->payload, fill, len);
+	rec->payload_len = len;
+	memset(rec->fingerprint, fill, sizeof(rec->fingerprint));
+}
+
+static void send_sized(struct fx *f, const char *type, const char *key,
+		       uint8_t fill, size_t len, struct answer *a)
+{
+	struct spool_record rec;
+
+	make_record(&rec, type, key, fill, len);
+	broker_accept(f->b, &rec, on_answer, a);
+	assert_null(rec.payload);  /* the broker took and cleared it */
+}
+
+static void send_msg(struct fx *f, const char *type, const char *key, uint8_t fill,
+		     struct answer *a)
+{
+	send_sized(f, type, key, fill, 100, a);
+}
+
+static void subscribe(struct fx *f, struct consumer *c, const char *type)
+{
+	const char *types[] = { type, NULL };
+
+	assert_int_equal(broker_subscribe(f->b, c, types, false, deliver, lost, NULL), 0);
+}
+
+static struct broker_status status_of(struct fx *f)
+{
+	struct broker_status st;
+
+	broker_get_status(f->b, &st);
+	return st;
+}
+
+/* --- routing and order --- */
+
+static void test_routes_by_type_and_star(void **state)
+{
+	struct fx *f = *state;
+	struct consumer tetra = { .name = "tetra" }, any = { .name = "any" };
+	struct answer a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+
+	subscribe(f, &tetra, "TETRA");
+	subscribe(f, &any, "*");
+	send_msg(f, "TETRA", "k1", 1, &a1);
+	send_msg(f, "P25", "k2", 2, &a2);
+	send_msg(f, "DMR", "k3", 3, &a3);
+	assert_int_equal(a1.status, 200);
+	assert_int_equal(a2.status, 200);
+	assert_int_equal(tetra.n_got, 1);
+	assert_int_equal(tetra.first_byte[0], 1);
+	assert_int_equal(any.n_got, 2);
+	assert_int_equal(any.first_byte[0], 2);
+	assert_int_equal(any.first_byte[1], 3);
+}
+
+static void test_arrival_order(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a[4] = { 0 };
+
+	for (int i = 0; i < 4; i++)
+		send_msg(f, "TETRA", NULL, (uint8_t)(10 + i), &a[i]);
+	assert_int_equal(status_of(f).spool_messages, 4);
+	subscribe(f, &c, "TETRA");
+	assert_int_equal(c.n_got, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(c.first_byte[i], 10 + i);
+		if (i)
+			assert_true(c.got[i] > c.got[i - 1]);
+	}
+}
+
+static void test_order_survives_restart(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a[3] = { 0 };
+
+	for (int i = 0; i < 3; i++)
+		send_msg(f, "TETRA", NULL, (uint8_t)(20 + i), &a[i]);
+	fx_restart(f);
+	assert_int_equal(status_of(f).spool_messages, 3);
+	subscribe(f, &c, "TETRA");
+	assert_int_equal(c.n_got, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(c.first_byte[i], 20 + i);
+}
+
+/* --- ACK, NACK, disconnect --- */
+
+static void test_ack_removes(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a = { 0 };
+
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "k", 5, &a);
+	assert_int_equal(c.n_got, 1);
+	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(broker_ack(f->b, &c, c.got[0]), -ENOENT);
+	assert_int_equal(status_of(f).spool_messages, 0);
+	assert_int_equal(status_of(f).acked, 1);
+	fx_restart(f);
+	assert_int_equal(status_of(f).spool_messages, 0);
+}
+
+static void test_ack_by_other_consumer_refused(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" }, other = { .name = "other" };
+	struct answer a = { 0 };
+
+	subscribe(f, &c, "TETRA");
+	subscribe(f, &other, "P25");
+	send_msg(f, "TETRA", "k", 5, &a);
+	assert_int_equal(broker_ack(f->b, &other, c.got[0]), -ENOENT);
+	assert_int_equal(broker_nack(f->b, &other, c.got[0]), -ENOENT);
+	assert_int_equal(status_of(f).spool_messages, 1);
+}
+
+static void test_nack_reoffers_after_delay(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a = { 0 };
+	int64_t id;
+
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "k", 7, &a);
+	id = c.got[0];
+	assert_int_equal(broker_nack(f->b, &c, id), 0);
+	run_for(300);
+	assert_int_equal(c.n_got, 1);  /* not at once: a refusing consumer cannot spin us */
+	assert_true(run_until(&c.n_got, 2, 3000));
+	assert_int_equal(c.got[1], id);
+	assert_int_equal(status_of(f).spool_messages, 1);
+	assert_int_equal(broker_ack(f->b, &c, id), 0);
+}
+
+static void test_disconnect_returns_in_flight(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c1 = { .name = "c1" }, c2 = { .name = "c2" };
+	struct answer a1 = { 0 }, a2 = { 0 };
+
+	subscribe(f, &c1, "TETRA");
+	send_msg(f, "TETRA", "k1", 1, &a1);
+	send_msg(f, "TETRA", "k2", 2, &a2);
+	assert_int_equal(c1.n_got, 2);
+	assert_int_equal(broker_ack(f->b, &c1, c1.got[0]), 0);
+	broker_unsubscribe(f->b, &c1);
+	subscribe(f, &c2, "TETRA");
+	assert_int_equal(c2.n_got, 1);
+	assert_int_equal(c2.got[0], c1.got[1]);
+	assert_int_equal(broker_ack(f->b, &c1, c1.got[1]), -ENOENT);
+	assert_int_equal(broker_ack(f->b, &c2, c2.got[0]), 0);
+}
+
+static void test_blocked_consumer_resumes_when_ready(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c", .refuse = true };
+	struct answer a = { 0 };
+
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "k", 1, &a);
+	assert_int_equal(c.n_got, 0);
+	c.refuse = false;
+	broker_consumer_ready(f->b, &c);
+	assert_int_equal(c.n_got, 1);
+}
+
+/* --- one consumer per type --- */
+
+static void test_second_consumer_busy_without_takeover(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c1 = { .name = "c1" }, c2 = { .name = "c2" };
+	const char *types[] = { "P25", "TETRA", NULL };
+	const char *holder = NULL;
+
+	subscribe(f, &c1, "TETRA");
+	assert_int_equal(broker_subscribe(f->b, &c2, types, false, deliver, lost, &holder),
+			 -EBUSY);
+	assert_string_equal(holder, "TETRA");
+	/* refused whole: c2 did not get P25 either */
+	assert_null(status_of(f).consumer_types[1]);
+}
+
+static void test_takeover(void **state)
+{
+	struct fx *f = *state;
+	struct consumer old = { .name = "old" }, new = { .name = "new" };
+	const char *types[] = { "TETRA", NULL };
+	struct answer a1 = { 0 }, a2 = { 0 };
+	struct broker_status st;
+
+	subscribe(f, &old, "TETRA");
+	send_msg(f, "TETRA", "k1", 1, &a1);
+	assert_int_equal(old.n_got, 1);
+	assert_int_equal(broker_subscribe(f->b, &new, types, true, deliver, lost, NULL), 0);
+	assert_string_equal(old.lost, "TETRA");
+	/* the old holder's unacked message goes to the new one */
+	assert_int_equal(new.n_got, 1);
+	assert_int_equal(new.got[0], old.got[0]);
+	assert_int_equal(broker_ack(f->b, &old, old.got[0]), -ENOENT);
+
+	/* regression: the old consumer leaving must not remove the new holder */
+	broker_unsubscribe(f->b, &old);
+	st = status_of(f);
+	assert_non_null(st.consumer_types[0]);
+	assert_string_equal(st.consumer_types[0], "TETRA");
+	send_msg(f, "TETRA", "k2", 2, &a2);
+	assert_int_equal(new.n_got, 2);
+	assert_int_equal(old.n_got, 1);
+}
+
+/* --- duplicates and bounds --- */
+
+static void test_duplicate_answered_200_not_delivered_twice(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a1 = { 0 }, a2 = { 0 }, a3 = { 0 }, a4 = { 0 };
+
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "call-1\n1\ntag", 1, &a1);
+	send_msg(f, "TETRA", "call-1\n1\ntag", 1, &a2);  /* -EEXIST path */
+	assert_int_equal(a1.status, 200);
+	assert_int_equal(a2.status, 200);
+	assert_int_equal(c.n_got, 1);
+	assert_int_equal(status_of(f).received, 1);
+	assert_int_equal(status_of(f).spool_messages, 1);
+
+	/* after the ACK, and after a restart */
+	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	send_msg(f, "TETRA", "call-1\n1\ntag", 1, &a3);
+	assert_int_equal(a3.status, 200);
+	fx_restart(f);
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "call-1\n1\ntag", 1, &a4);
+	assert_int_equal(a4.status, 200);
+	assert_int_equal(c.n_got, 1);
+	assert_int_equal(status_of(f).spool_messages, 0);
+}
+
+static void test_full_spool_503(void **state)
+{
+	struct fx *f = *state;
+	struct answer a1 = { 0 }, a2 = { 0 }, a3 = { 0 }, a4 = { 0 };
+	struct consumer c = { .name = "c" };
+
+	send_sized(f, "TETRA", "k1", 1, 100, &a1);
+	send_sized(f, "TETRA", "k2", 2, 100, &a2);
+	send_sized(f, "TETRA", "k3", 3, 10, &a3);  /* max-messages 2 */
+	assert_int_equal(a1.status, 200);
+	assert_int_equal(a2.status, 200);
+	assert_int_equal(a3.status, 503);
+	assert_true(a3.retry_after > 0);
+	assert_int_equal(status_of(f).rejected, 1);
+	assert_non_null(find_event(&f->events, BROKER_EVENT_REJECTED, 0));
+	assert_int_equal(find_event(&f->events, BROKER_EVENT_REJECTED, 0)->sip_status, 503);
+
+	/* room for one message again, but not for 200 more bytes (max-bytes 300) */
+	subscribe(f, &c, "TETRA");
+	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	send_sized(f, "TETRA", "k4", 4, 201, &a4);
+	assert_int_equal(a4.status, 503);
+	send_sized(f, "TETRA", "k4", 4, 200, &a4);
+	assert_int_equal(a4.status, 200);
+	assert_int_equal(status_of(f).spool_bytes, 300);
+}
+
+/* --- ack-mode delivered --- */
+
+static void test_delivered_200_only_after_ack(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a = { 0 };
+
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "k", 1, &a);
+	assert_int_equal(c.n_got, 1);
+	assert_int_equal(a.count, 0);  /* deferred */
+	run_for(200);
+	assert_int_equal(a.count, 0);
+	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(a.count, 1);
+	assert_int_equal(a.status, 200);
+	run_for(1300);  /* the delivery timer is gone: no second answer */
+	assert_int_equal(a.count, 1);
+}
+
+static void test_delivered_480_without_consumer(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a = { 0 };
+
+	send_msg(f, "P25", "k", 9, &a);
+	assert_int_equal(a.count, 1);
+	assert_int_equal(a.status, 480);
+	assert_true(a.retry_after > 0);
+	/* kept: a consumer that comes later gets it */
+	assert_int_equal(status_of(f).spool_messages, 1);
+	subscribe(f, &c, "P25");
+	assert_int_equal(c.n_got, 1);
+	assert_int_equal(c.first_byte[0], 9);
+	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(a.count, 1);
+}
+
+static void test_delivered_480_after_timeout(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a = { 0 };
+
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "k", 1, &a);
+	assert_int_equal(a.count, 0);
+	run_for(1500);  /* delivery-timeout 1 s */
+	assert_int_equal(a.count, 1);
+	assert_int_equal(a.status, 480);
+	assert_true(a.retry_after > 0);
+	/* still spooled and in flight: a late ACK removes it, no second answer */
+	assert_int_equal(status_of(f).spool_messages, 1);
+	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(a.count, 1);
+}
+
+static void test_delivered_nack_480(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a = { 0 };
+
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "k", 1, &a);
+	assert_int_equal(broker_nack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(a.count, 1);
+	assert_int_equal(a.status, 480);
+	assert_int_equal(status_of(f).spool_messages, 1);
+}
+
+static void test_delivered_resend_waits_with_first(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "k", 1, &a1);
+	send_msg(f, "TETRA", "k", 1, &a2);
+	assert_int_equal(a1.count + a2.count, 0);
+	assert_int_equal(c.n_got, 1);
+	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(a1.status, 200);
+	assert_int_equal(a2.status, 200);
+	/* re-sent once more after the ACK: 200 at once, nothing delivered */
+	send_msg(f, "TETRA", "k", 1, &a3);
+	assert_int_equal(a3.count, 1);
+	assert_int_equal(a3.status, 200);
+	assert_int_equal(c.n_got, 1);
+}
+
+static void test_delivered_shutdown_answers_480(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a1 = { 0 }, a2 = { 0 };
+
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "k1", 1, &a1);
+	assert_int_equal(a1.count, 0);
+	broker_shutdown(f->b);
+	assert_int_equal(a1.count, 1);
+	assert_int_equal(a1.status, 480);
+	send_msg(f, "TETRA", "k2", 2, &a2);  /* while stopping: at once */
+	assert_int_equal(a2.count, 1);
+	assert_int_equal(a2.status, 480);
+	assert_int_equal(status_of(f).spool_messages, 2);
+}
+
+/* --- expiry --- */
+
+static void test_expiry_counted_and_reported(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a1 = { 0 }, a2 = { 0 };
+	const struct seen_event *ev;
+
+	send_msg(f, "TETRA", "k", 1, &a1);
+	assert_int_equal(a1.status, 200);
+	assert_true(run_until(&f->events.n, 2, 5000));  /* RECEIVED, then EXPIRED */
+	ev = find_event(&f->events, BROKER_EVENT_EXPIRED, 0);
+	assert_non_null(ev);
+	assert_string_equal(ev->lmr_type, "TETRA");
+	assert_int_equal(ev->size, 100);
+	assert_true(ev->has_fingerprint);
+	assert_int_equal(status_of(f).expired, 1);
+	assert_int_equal(status_of(f).spool_messages, 0);
+	subscribe(f, &c, "TETRA");
+	assert_int_equal(c.n_got, 0);  /* nothing delivered after expiry */
+
+	/* the seen table was pruned on the same timer: a re-send is new */
+	send_msg(f, "TETRA", "k", 1, &a2);
+	assert_int_equal(a2.status, 200);
+	assert_int_equal(status_of(f).received, 2);
+	assert_int_equal(c.n_got, 1);
+}
+
+static void test_expired_at_start(void **state)
+{
+	struct fx *f = *state;
+	struct spool_record rec;
+	struct spool *spool;
+	char *err = NULL;
+
+	broker_free(f->b);
+	f->b = NULL;
+	assert_int_equal(spool_open(f->path, &spool, &err), 0);
+	make_record(&rec, "TETRA", "old", 1, 10);
+	rec.received_us -= 10 * G_USEC_PER_SEC;  /* older than the 2 s TTL */
+	assert_int_equal(spool_store(spool, &rec), 0);
+	spool_record_clear(&rec);
+	spool_close(spool);
+	memset(&f->events, 0, sizeof(f->events));
+	fx_open(f);  /* observers are added after broker_new ... */
+	assert_int_equal(status_of(f).expired, 0);
+	/* ... and still see the expiry: it runs first thing in the main loop */
+	assert_true(run_until(&f->events.n, 1, 1000));
+	assert_non_null(find_event(&f->events, BROKER_EVENT_EXPIRED, 0));
+	assert_int_equal(status_of(f).expired, 1);
+	assert_int_equal(status_of(f).spool_messages, 0);
+}
+
+/* --- events --- */
+
+static void test_events_carry_metadata(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a = { 0 };
+	const struct seen_event *ev;
+	int64_t id;
+
+	subscribe(f, &c, "TETRA");
+	send_sized(f, "TETRA", "k1", 1, 42, &a);
+	id = c.got[0];
+	assert_int_equal(broker_nack(f->b, &c, id), 0);
+	assert_true(run_until(&c.n_got, 2, 3000));
+	assert_int_equal(broker_ack(f->b, &c, id), 0);
+	broker_rejected(f->b, 403, "Forbidden (sender is not a trusted sender)");
+
+	for (enum broker_event_kind k = BROKER_EVENT_RECEIVED; k <= BROKER_EVENT_NACKED; k++) {
+		ev = find_event(&f->events, k, 0);
+		assert_non_null(ev);
+		assert_int_equal(ev->id, id);
+		assert_string_equal(ev->lmr_type, "TETRA");
+		assert_int_equal(ev->size, 42);
+		assert_true(ev->has_fingerprint);
+	}
+	assert_int_equal(count_events(&f->events, BROKER_EVENT_DELIVERED), 2);
+	assert_int_equal(count_events(&f->events, BROKER_EVENT_NACKED), 1);
+	ev = find_event(&f->events, BROKER_EVENT_REJECTED, 0);
+	assert_non_null(ev);
+	assert_int_equal(ev->sip_status, 403);
+	assert_int_equal(ev->id, 0);
+	assert_string_equal(broker_event_name(BROKER_EVENT_EXPIRED), "expired");
+}
+
+/* --- purging removed payloads --- */
+
+static off_t wal_size(const struct fx *f)
+{
+	char wal[160];
+	struct stat st;
+
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	return stat(wal, &st) == 0 ? st.st_size : 0;
+}
+
+static void test_wal_purged_when_drained(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a = { 0 };
+
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "k", 1, &a);
+	assert_true(wal_size(f) > 0);
+	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(wal_size(f), 0);
+}
+
+static void test_wal_purged_soon_when_busy(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a1 = { 0 }, a2 = { 0 };
+
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "k1", 1, &a1);
+	send_msg(f, "TETRA", "k2", 2, &a2);
+	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_true(wal_size(f) > 0);  /* the queue did not drain */
+	run_for(2500);
+	assert_int_equal(wal_size(f), 0);
+	assert_int_equal(status_of(f).spool_messages, 1);
+}
+
+/* --- listing --- */
+
+struct listing {
+	int64_t ids[8];
+	bool in_flight[8];
+	size_t n;
+};
+
+static int list_one(void *ctx, const struct spool_record *msg, bool in_flight)
+{
+	struct listing *l = ctx;
+
+	assert_null(msg->payload);
+	l->in_flight[l->n] = in_flight;
+	l->ids[l->n++] = msg->id;
+	return 0;
+}
+
+static void test_list_metadata(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a1 = { 0 }, a2 = { 0 };
+	struct listing l = { 0 };
+
+	send_msg(f, "P25", "k1", 1, &a1);
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "k2", 2, &a2);
+	assert_int_equal(broker_list(f->b, 0, 0, list_one, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_false(l.in_flight[0]);
+	assert_true(l.in_flight[1]);
+	assert_int_equal(l.ids[1], c.got[0]);
+}
+
+#define T(fn, set) cmocka_unit_test_setup_teardown(fn, set, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_routes_by_type_and_star, setup),
+		T(test_arrival_order, setup),
+		T(test_order_survives_restart, setup),
+		T(test_ack_removes, setup),
+		T(test_ack_by_other_consumer_refused, setup),
+		T(test_nack_reoffers_after_delay, setup),
+		T(test_disconnect_returns_in_flight, setup),
+		T(test_blocked_consumer_resumes_when_ready, setup),
+		T(test_second_consumer_busy_without_takeover, setup),
+		T(test_takeover, setup),
+		T(test_duplicate_answered_200_not_delivered_twice, setup),
+		T(test_full_spool_503, setup_small),
+		T(test_delivered_200_only_after_ack, setup_delivered),
+		T(test_delivered_480_without_consumer, setup_delivered),
+		T(test_delivered_480_after_timeout, setup_delivered),
+		T(test_delivered_nack_480, setup_delivered),
+		T(test_delivered_resend_waits_with_first, setup_delivered),
+		T(test_delivered_shutdown_answers_480, setup_delivered),
+		T(test_expiry_counted_and_reported, setup_ttl),
+		T(test_expired_at_start, setup_ttl),
+		T(test_events_carry_metadata, setup),
+		T(test_wal_purged_when_drained, setup),
+		T(test_wal_purged_soon_when_busy, setup),
+		T(test_list_metadata, setup),
+	};
+
+	spool_global_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
