@@ -85,6 +85,11 @@ struct broker_send {
 	void *ctx;
 	void *sip_handle;             /* in flight at the SIP side */
 	guint timer;
+	bool starting;                /* inside sip_ops->send() */
+	bool done_early;              /* send() answered before it returned */
+	int early_err;
+	unsigned early_status;
+	char *early_reason;
 };
 
 struct broker {
@@ -746,6 +751,7 @@ static gboolean on_first_expiry(gpointer data)
 
 static void send_free(struct broker_send *s)
 {
+	g_free(s->early_reason);
 	if (s->timer)
 		g_source_remove(s->timer);
 	g_free((char *)s->req.lmr_type);
@@ -773,13 +779,31 @@ static void on_sip_done(void *ctx, int err, unsigned status, const char *reason)
 	struct broker_send *s = ctx;
 
 	s->sip_handle = NULL;
+	if (s->starting) {
+		/* answered from inside send(): finish once send() has returned */
+		s->done_early = true;
+		s->early_err = err;
+		s->early_status = status;
+		s->early_reason = g_strdup(reason);
+		return;
+	}
 	send_finish(s, err, status, reason);
 }
 
 static void send_start(struct broker *b, struct broker_send *s)
 {
-	s->sip_handle = (void *)1;  /* marks in flight while send() runs */
-	s->sip_handle = b->sip_ops->send(b->sip, &s->req, on_sip_done, s);
+	void *handle;
+
+	s->starting = true;
+	handle = b->sip_ops->send(b->sip, &s->req, on_sip_done, s);
+	s->starting = false;
+	if (s->done_early) {
+		g_autofree char *reason = g_steal_pointer(&s->early_reason);
+
+		send_finish(s, s->early_err, s->early_status, reason);
+		return;
+	}
+	s->sip_handle = handle;
 }
 
 static gboolean on_send_timeout(gpointer data)
@@ -819,7 +843,7 @@ struct broker_send *broker_send(struct broker *b, const struct broker_send_reque
 
 void broker_send_cancel(struct broker *b, struct broker_send *s)
 {
-	if (s->sip_handle)
+	if (s->sip_handle && b->sip_ops)
 		b->sip_ops->cancel(b->sip, s->sip_handle);
 	b->sends = g_list_remove(b->sends, s);
 	send_free(s);

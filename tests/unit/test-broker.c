@@ -836,6 +836,117 @@ static void test_list_metadata(void **state)
 	assert_int_equal(l.ids[1], c.got[0]);
 }
 
+/* --- client-initiated sends --- */
+
+struct send_result {
+	int calls;
+	int err;
+	unsigned status;
+	char reason[64];
+};
+
+static void on_send_done(void *ctx, int err, unsigned status, const char *reason)
+{
+	struct send_result *r = ctx;
+
+	r->calls++;
+	r->err = err;
+	r->status = status;
+	g_strlcpy(r->reason, reason ? reason : "", sizeof(r->reason));
+}
+
+/* A SIP side that refuses at once, answering from inside send(). */
+static void *send_refused_inline(void *sip, const struct broker_send_request *req,
+				 broker_send_done_fn done, void *done_ctx)
+{
+	(void)sip;
+	(void)req;
+	done(done_ctx, -EINVAL, 0, "bad LMR type");
+	return NULL;
+}
+
+/* A SIP side that answers 202 later, from the main loop. */
+struct later {
+	broker_send_done_fn done;
+	void *ctx;
+};
+
+static gboolean answer_later(gpointer data)
+{
+	struct later *l = data;
+
+	l->done(l->ctx, 0, 202, "Accepted");
+	g_free(l);
+	return G_SOURCE_REMOVE;
+}
+
+static void *send_answers_later(void *sip, const struct broker_send_request *req,
+				broker_send_done_fn done, void *done_ctx)
+{
+	struct later *l = g_new0(struct later, 1);
+
+	(void)sip;
+	(void)req;
+	l->done = done;
+	l->ctx = done_ctx;
+	g_idle_add(answer_later, l);
+	return l;
+}
+
+static void no_cancel(void *sip, void *handle)
+{
+	(void)sip;
+	(void)handle;
+}
+
+static void registered(struct fx *f)
+{
+	struct broker_registration reg = { .state = BROKER_REG_REGISTERED };
+
+	broker_set_registration(f->b, &reg);
+}
+
+static void test_send_refused_inside_send(void **state)
+{
+	static const struct broker_sip_ops ops = { send_refused_inline, no_cancel };
+	struct fx *f = *state;
+	struct send_result r = { 0 };
+	const uint8_t payload[] = "k";
+	struct broker_send_request req = {
+		.lmr_type = "TETRA", .payload = payload, .payload_len = 1, .timeout_ms = 1000,
+	};
+
+	registered(f);
+	broker_set_sip(f->b, &ops, NULL);
+	broker_send(f->b, &req, on_send_done, &r);   /* must not touch freed memory */
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.err, -EINVAL);
+	assert_string_equal(r.reason, "bad LMR type");
+}
+
+static void test_send_answered_later(void **state)
+{
+	static const struct broker_sip_ops ops = { send_answers_later, no_cancel };
+	struct fx *f = *state;
+	struct send_result r = { 0 };
+	const uint8_t payload[] = "k";
+	struct broker_send_request req = {
+		.lmr_type = "TETRA", .payload = payload, .payload_len = 1, .timeout_ms = 1000,
+	};
+	struct broker_status st;
+
+	registered(f);
+	broker_set_sip(f->b, &ops, NULL);
+	broker_send(f->b, &req, on_send_done, &r);
+	assert_int_equal(r.calls, 0);
+	for (int i = 0; i < 100 && !r.calls; i++)
+		g_main_context_iteration(NULL, TRUE);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.status, 202);
+	broker_get_status(f->b, &st);
+	assert_int_equal(st.sent, 1);
+}
+
 #define T(fn, set) cmocka_unit_test_setup_teardown(fn, set, teardown)
 
 int main(void)
@@ -865,6 +976,8 @@ int main(void)
 		T(test_wal_purged_when_drained, setup),
 		T(test_wal_purged_soon_when_busy, setup),
 		T(test_list_metadata, setup),
+		T(test_send_refused_inside_send, setup),
+		T(test_send_answered_later, setup),
 	};
 
 	spool_global_init();
