@@ -9,27 +9,20 @@
 #include "creds.h"
 #include "reload.h"
 
-/* Keys that apply only at start: their differences, counted. */
-struct start_only {
-	const char *path;
-	unsigned changed;
-};
-
-static void report(struct start_only *k, const char *group, const char *key)
+static void report(const char *path, const char *group, const char *key)
 {
 	g_warning("SIGHUP: %s: [%s] %s: changed, but it applies only at start; "
-		  "the running value stays until the agent is restarted", k->path, group, key);
-	k->changed++;
+		  "the running value stays until the agent is restarted", path, group, key);
 }
 
-static void keep_str(struct start_only *k, const char *group, const char *key,
+static void keep_str(const char *path, const char *group, const char *key,
 		     char **running, char **next)
 {
 	char *tmp = *next;
 
 	if (!g_strcmp0(*running, *next))
 		return;
-	report(k, group, key);
+	report(path, group, key);
 	*next = *running;
 	*running = tmp;
 }
@@ -41,53 +34,53 @@ static bool strv_same(char **a, char **b)
 	return g_strv_equal((const char *const *)a, (const char *const *)b);
 }
 
-static void keep_strv(struct start_only *k, const char *group, const char *key,
+static void keep_strv(const char *path, const char *group, const char *key,
 		      char ***running, char ***next)
 {
 	char **tmp = *next;
 
 	if (strv_same(*running, *next))
 		return;
-	report(k, group, key);
+	report(path, group, key);
 	*next = *running;
 	*running = tmp;
 }
 
-static void keep_uint(struct start_only *k, const char *group, const char *key,
+static void keep_uint(const char *path, const char *group, const char *key,
 		      const unsigned *running, unsigned *next)
 {
 	if (*running == *next)
 		return;
-	report(k, group, key);
+	report(path, group, key);
 	*next = *running;
 }
 
-unsigned reload_keep_start_only(const char *path, struct lmrsec_config *running,
-				struct lmrsec_config *next)
+/* Gives next the running value of every key that applies only at start,
+ * logging one line for each that differs. */
+static void keep_start_only(const char *path, struct lmrsec_config *running,
+			    struct lmrsec_config *next)
 {
-	struct start_only k = { .path = path };
 	struct config_socket *rs = &running->socket, *ns = &next->socket;
 	struct config_delivery *rd = &running->delivery, *nd = &next->delivery;
 
-	keep_str(&k, "identity", "instance-id", &running->identity.instance_id,
+	keep_str(path, "identity", "instance-id", &running->identity.instance_id,
 		 &next->identity.instance_id);
-	keep_str(&k, "socket", "path", &rs->path, &ns->path);
-	keep_str(&k, "socket", "group", &rs->group, &ns->group);
-	keep_strv(&k, "socket", "allowed-users", &rs->allowed_users, &ns->allowed_users);
-	keep_strv(&k, "socket", "allowed-groups", &rs->allowed_groups, &ns->allowed_groups);
-	keep_uint(&k, "socket", "max-connections", &rs->max_connections, &ns->max_connections);
-	keep_uint(&k, "socket", "frame-timeout", &rs->frame_timeout, &ns->frame_timeout);
-	keep_str(&k, "paths", "state-dir", &running->paths.state_dir, &next->paths.state_dir);
+	keep_str(path, "socket", "path", &rs->path, &ns->path);
+	keep_str(path, "socket", "group", &rs->group, &ns->group);
+	keep_strv(path, "socket", "allowed-users", &rs->allowed_users, &ns->allowed_users);
+	keep_strv(path, "socket", "allowed-groups", &rs->allowed_groups, &ns->allowed_groups);
+	keep_uint(path, "socket", "max-connections", &rs->max_connections, &ns->max_connections);
+	keep_uint(path, "socket", "frame-timeout", &rs->frame_timeout, &ns->frame_timeout);
+	keep_str(path, "paths", "state-dir", &running->paths.state_dir, &next->paths.state_dir);
 	if (rd->ack_mode != nd->ack_mode) {
-		report(&k, "delivery", "ack-mode");
+		report(path, "delivery", "ack-mode");
 		nd->ack_mode = rd->ack_mode;
 	}
-	keep_uint(&k, "delivery", "delivery-timeout", &rd->delivery_timeout, &nd->delivery_timeout);
-	keep_uint(&k, "delivery", "spool-max-messages", &rd->spool_max_messages,
+	keep_uint(path, "delivery", "delivery-timeout", &rd->delivery_timeout, &nd->delivery_timeout);
+	keep_uint(path, "delivery", "spool-max-messages", &rd->spool_max_messages,
 		  &nd->spool_max_messages);
-	keep_uint(&k, "delivery", "spool-max-bytes", &rd->spool_max_bytes, &nd->spool_max_bytes);
-	keep_uint(&k, "delivery", "message-ttl", &rd->message_ttl, &nd->message_ttl);
-	return k.changed;
+	keep_uint(path, "delivery", "spool-max-bytes", &rd->spool_max_bytes, &nd->spool_max_bytes);
+	keep_uint(path, "delivery", "message-ttl", &rd->message_ttl, &nd->message_ttl);
 }
 
 int reload_apply(const char *path, struct lmrsec_config **cfg, struct sip *sip,
@@ -118,7 +111,7 @@ int reload_apply(const char *path, struct lmrsec_config **cfg, struct sip *sip,
 		config_free(next);
 		return r;
 	}
-	reload_keep_start_only(path, *cfg, next);
+	keep_start_only(path, *cfg, next);
 	g_message("SIGHUP: %s applied%s", path,
 		  r > 0 ? "; registering again with the new settings" : ", SIP settings unchanged");
 	config_free(*cfg);

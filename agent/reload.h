@@ -30,9 +30,4 @@
 int reload_apply(const char *path, struct lmrsec_config **cfg, struct sip *sip,
 		 const char *instance_urn);
 
-/* Gives next the running value of every key that applies only at start,
- * logging one line for each that differs.  Returns how many differ. */
-unsigned reload_keep_start_only(const char *path, struct lmrsec_config *running,
-				struct lmrsec_config *next);
-
 #endif
