@@ -1323,6 +1323,38 @@ static bool deliveries_ready(const struct lmrsec *c)
 	return c->deliveries.head != NULL;
 }
 
+/*
+ * Waits up to timeout_ms for the next entry of queue (deliveries or events)
+ * and takes it off; NULL with *err when none came.  A notice (an unsolicited
+ * error from the agent) comes back as an entry without an item: its text
+ * becomes the handle's last error.  free() the entry.
+ */
+static struct queued *next_queued(struct lmrsec *c, struct queue *queue,
+				  bool (*ready)(const struct lmrsec *), int timeout_ms,
+				  int *err)
+{
+	struct queued *q;
+
+	if (!queue->head && !c->broken) {
+		int e = pump(c, deadline_after(timeout_ms), true, ready);
+
+		if (e < 0 && !queue->head) {
+			*err = e;
+			return NULL;
+		}
+	}
+	/* Whatever was read before the stream broke is still handed out. */
+	q = queue_pop(queue);
+	if (!q) {
+		*err = c->broken;
+		return NULL;
+	}
+	*err = q->error;
+	if (!q->delivery && !q->event)
+		snprintf(c->last_error, sizeof(c->last_error), "%s", q->text);
+	return q;
+}
+
 int lmrsec_next_delivery(struct lmrsec *c, struct lmrsec_delivery **out,
 			 int timeout_ms)
 {
@@ -1331,26 +1363,12 @@ int lmrsec_next_delivery(struct lmrsec *c, struct lmrsec_delivery **out,
 
 	if (!c || !out)
 		return -EINVAL;
-
 	*out = NULL;
-	if (!c->deliveries.head && !c->broken) {
-		e = pump(c, deadline_after(timeout_ms), true, deliveries_ready);
-		if (e < 0 && !c->deliveries.head)
-			return e;
-	}
-
-	/* Whatever was read before the stream broke is still handed out. */
-	q = queue_pop(&c->deliveries);
-	if (!q)
-		return c->broken;
-
-	e = q->error;
-	if (q->delivery)
+	q = next_queued(c, &c->deliveries, deliveries_ready, timeout_ms, &e);
+	if (q) {
 		*out = q->delivery;
-	else
-		snprintf(c->last_error, sizeof(c->last_error), "%s", q->text);
-
-	free(q);
+		free(q);
+	}
 	return e;
 }
 
@@ -1391,25 +1409,12 @@ int lmrsec_next_event(struct lmrsec *c, struct lmrsec_event **out, int timeout_m
 
 	if (!c || !out)
 		return -EINVAL;
-
 	*out = NULL;
-	if (!c->events.head && !c->broken) {
-		e = pump(c, deadline_after(timeout_ms), true, events_ready);
-		if (e < 0 && !c->events.head)
-			return e;
-	}
-
-	q = queue_pop(&c->events);
-	if (!q)
-		return c->broken;
-
-	e = q->error;
-	if (q->event)
+	q = next_queued(c, &c->events, events_ready, timeout_ms, &e);
+	if (q) {
 		*out = q->event;
-	else
-		snprintf(c->last_error, sizeof(c->last_error), "%s", q->text);
-
-	free(q);
+		free(q);
+	}
 	return e;
 }
 
