@@ -1491,8 +1491,11 @@ static void conn_read(struct conn *c)
 	frame_decoder_commit(&c->in, (size_t) n);
 	while (c->state == CONN_STATE_NEW || c->state == CONN_STATE_READY) {
 		r = frame_decoder_next(&c->in, &body, &len);
-		if (r == 0)
+		if (r == 0) {
+			/* a SEND's payload must not wait for the next read to be wiped */
+			frame_decoder_release(&c->in);
 			return;
+		}
 
 		if (r < 0) {
 			conn_frame_error(c, r);

@@ -893,8 +893,7 @@ static int drain(struct lmrsec *c)
 
 	/* Taken frames may hold key payloads: wipe them now, not at the
 	 * next read, which could be minutes away. */
-	if (c->in.len == c->in.consumed)
-		frame_decoder_clear(&c->in);
+	frame_decoder_release(&c->in);
 
 	return 0;
 }

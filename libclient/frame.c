@@ -210,6 +210,12 @@ int frame_decoder_next(struct frame_decoder *d, const uint8_t **body, size_t *le
 	return 1;
 }
 
+void frame_decoder_release(struct frame_decoder *d)
+{
+	if (d->buf)
+		decoder_compact(d);
+}
+
 void frame_decoder_clear(struct frame_decoder *d)
 {
 	wipe_free(d->buf, d->cap);

@@ -81,6 +81,10 @@ void frame_decoder_commit(struct frame_decoder *d, size_t n);
 /* 1: one frame, *body valid until the next frame_decoder_space() or
  * frame_decoder_clear(); 0: need more bytes; < 0: enum frame_error. */
 int frame_decoder_next(struct frame_decoder *d, const uint8_t **body, size_t *len);
+/* Wipes the frames already taken (they carry key payloads) without waiting
+ * for the next read; bodies returned by frame_decoder_next() become invalid.
+ * Call it after the last frame of a read was handled. */
+void frame_decoder_release(struct frame_decoder *d);
 /* Wipes (frames carry key payloads) and frees; d is then as after init. */
 void frame_decoder_clear(struct frame_decoder *d);
 

@@ -933,6 +933,32 @@ static void test_strerror_distinct(void **state)
 	}
 }
 
+/* A taken frame's bytes are wiped by frame_decoder_release(), not left
+ * for the next read; a frame still arriving is kept. */
+static void test_decoder_release_wipes_taken_frames(void **state)
+{
+	static const uint8_t stream[] = {
+		0, 0, 0, 7, 0x06, 0, 0, 0, 1, 0xAA, 0xBB,   /* a whole frame */
+		0, 0, 0, 6, 0x05, 0, 0,                      /* the next, in part */
+	};
+	struct frame_decoder d;
+	const uint8_t *body;
+	size_t len;
+
+	(void)state;
+	frame_decoder_init(&d);
+	commit_bytes(&d, stream, sizeof(stream));
+	assert_int_equal(frame_decoder_next(&d, &body, &len), 1);
+	assert_int_equal(frame_decoder_next(&d, &body, &len), 0);
+	frame_decoder_release(&d);
+	assert_int_equal(d.consumed, 0);
+	assert_int_equal(d.len, 7);
+	assert_memory_equal(d.buf, stream + 11, 7);
+	for (size_t i = d.len; i < sizeof(stream); i++)
+		assert_int_equal(d.buf[i], 0);
+	frame_decoder_clear(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -974,6 +1000,7 @@ int main(void)
 		cmocka_unit_test(test_value_u32_wrong_length),
 		cmocka_unit_test(test_value_u64_wrong_length),
 		cmocka_unit_test(test_strerror_distinct),
+		cmocka_unit_test(test_decoder_release_wipes_taken_frames),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
