@@ -568,7 +568,12 @@ static void answer_incoming(void *ctx, unsigned status, const char *reason,
 
 	if (in->nh) {
 		snprintf(retry, sizeof(retry), "%u", retry_after_s);
-		nua_respond(in->nh, (int)status, reason, NUTAG_WITH_SAVED(in->saved),
+		/* nua_respond() hands the phrase pointer, not a copy, to the stack
+		 * thread, which uses it after we return: the reason often lives in
+		 * the caller's stack frame. Interned strings live for the process;
+		 * the set is small (fixed templates, configured limits). */
+		nua_respond(in->nh, (int)status, g_intern_string(reason),
+			    NUTAG_WITH_SAVED(in->saved),
 			    TAG_IF(retry_after_s, SIPTAG_RETRY_AFTER_STR(retry)),
 			    TAG_IF(status == 415, SIPTAG_ACCEPT_STR(INBOUND_ACCEPT)),
 			    TAG_END());
