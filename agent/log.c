@@ -1,9 +1,11 @@
 /*
  * log — structured message-lifecycle log lines (see log.h).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -119,4 +121,86 @@ void log_broker_event(void *ctx, const struct broker_event *ev)
 			    ev->reason ? ev->reason : "");
 		return;
 	}
+}
+
+/* ---------- the level ---------- */
+
+static gint current_level = LOG_LEVEL_MESSAGE;	/* read from any thread */
+
+static const char *const level_names[] = {
+	[LOG_LEVEL_ERROR] = "error",
+	[LOG_LEVEL_WARNING] = "warning",
+	[LOG_LEVEL_MESSAGE] = "message",
+	[LOG_LEVEL_INFO] = "info",
+	[LOG_LEVEL_DEBUG] = "debug",
+};
+
+static enum log_level level_of(GLogLevelFlags flags)
+{
+	if (flags & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+		return LOG_LEVEL_ERROR;
+	if (flags & G_LOG_LEVEL_WARNING)
+		return LOG_LEVEL_WARNING;
+	if (flags & G_LOG_LEVEL_MESSAGE)
+		return LOG_LEVEL_MESSAGE;
+	if (flags & G_LOG_LEVEL_INFO)
+		return LOG_LEVEL_INFO;
+	return LOG_LEVEL_DEBUG;
+}
+
+/* Lines above the level go to GLib's default writer, which at `message`
+ * still applies G_MESSAGES_DEBUG to info and debug lines. */
+static GLogWriterOutput log_writer(GLogLevelFlags flags, const GLogField *fields,
+				   gsize n_fields, gpointer data)
+{
+	enum log_level level = (enum log_level) g_atomic_int_get(&current_level);
+	enum log_level line = level_of(flags);
+
+	if (line > level && level != LOG_LEVEL_MESSAGE)
+		return G_LOG_WRITER_HANDLED;
+	return g_log_writer_default(flags, fields, n_fields, data);
+}
+
+void log_set_level(enum log_level level)
+{
+	g_atomic_int_set(&current_level, (gint) level);
+	/* GLib's writer drops info and debug unless told otherwise */
+	g_log_set_debug_enabled(level >= LOG_LEVEL_INFO);
+}
+
+void log_init(bool verbose)
+{
+	g_log_set_writer_func(log_writer, NULL, NULL);
+	log_set_level(verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_MESSAGE);
+}
+
+enum log_level log_get_level(void)
+{
+	return (enum log_level) g_atomic_int_get(&current_level);
+}
+
+const char *log_level_name(enum log_level level)
+{
+	switch (level) {
+	case LOG_LEVEL_ERROR:
+	case LOG_LEVEL_WARNING:
+	case LOG_LEVEL_MESSAGE:
+	case LOG_LEVEL_INFO:
+	case LOG_LEVEL_DEBUG:
+		return level_names[level];
+	}
+	return "?";
+}
+
+int log_level_from_name(const char *name, enum log_level *out)
+{
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(level_names); i++) {
+		if (strcmp(name, level_names[i]) == 0) {
+			*out = (enum log_level) i;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }

@@ -21,6 +21,7 @@
 #ifndef LMRSEC_AGENT_LOG_H
 #define LMRSEC_AGENT_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,5 +53,30 @@ void log_message(GLogLevelFlags level, const struct log_fields *f,
  * lines.
  */
 void log_broker_event(void *ctx, const struct broker_event *ev);
+
+/*
+ * The agent's verbosity, changed at run time by `lmrsecctl log-level`
+ * (docs/operations.md).  Levels from the most to the least severe; each
+ * shows its own lines and those above it.  `message`, the default, is
+ * GLib's own behaviour: info and debug lines only for the domains in
+ * G_MESSAGES_DEBUG.  The level is the process's: it lasts until the agent
+ * stops (a SIGHUP reload keeps it; a restart goes back to the start level).
+ */
+enum log_level {
+	LOG_LEVEL_ERROR,	/* errors and criticals */
+	LOG_LEVEL_WARNING,
+	LOG_LEVEL_MESSAGE,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG,
+};
+
+/* Installs the level filter in front of GLib's default writer, once, in
+ * main(); the start level is debug with --verbose, else message. */
+void log_init(bool verbose);
+enum log_level log_get_level(void);
+void log_set_level(enum log_level level);
+const char *log_level_name(enum log_level level);
+/* 0, or -EINVAL when name is not one of the names above. */
+int log_level_from_name(const char *name, enum log_level *out);
 
 #endif

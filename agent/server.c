@@ -36,7 +36,9 @@
 #include "broker.h"
 #include "frame.h"
 #include "proto.h"
+#include "request.h"
 #include "server.h"
+#include "trace.h"
 
 /* Room for a burst of clients connecting at once; the kernel caps it at
  * net.core.somaxconn. */
@@ -51,11 +53,6 @@
  * local user cannot flood the journal through us. */
 #define SERVER_REFUSAL_LOG_BURST	10
 #define SERVER_REFUSAL_LOG_WINDOW_US	(10 * G_USEC_PER_SEC)
-#define SERVER_LMR_TYPE_MAX		16	/* as IWDATA_MAX_LMR_TYPE */
-#define SERVER_URI_MAX			1024	/* as IWDATA_MAX_URI */
-#define SERVER_PAYLOAD_MAX		65535	/* as IWDATA_MAX_PAYLOAD */
-#define SERVER_SEND_TIMEOUT_DEFAULT_MS	30000
-#define SERVER_SEND_TIMEOUT_MAX_MS	300000
 #define SERVER_MAX_SENDS		16	/* outstanding per connection */
 #define SERVER_CLIENT_NAME_MAX		64	/* kept for log lines */
 #define SERVER_DRAIN_TIMEOUT_S		10	/* for a last reply nobody reads */
@@ -101,6 +98,8 @@ struct conn {
 	bool frame_progress;	/* a frame was completed since it was armed */
 
 	bool monitor;		/* receives EVENT frames */
+	bool tracer;		/* receives TRACE_EVENT frames */
+	uint64_t trace_dropped;	/* trace events not queued for it since the last one */
 	bool subscribed;
 	bool subscribing;	/* inside broker_subscribe: hold deliveries */
 	bool want_ready;	/* a delivery was refused; tell the broker on drain */
@@ -130,6 +129,9 @@ struct server {
 	bool open_access;	/* socket reachable by all, credentials decide */
 	guint accept_pause_id;
 	unsigned n_monitors;
+	unsigned n_tracers;
+	struct server_operator_ops ops;	/* trace switch, log level (main.c) */
+	void *ops_ctx;
 	bool observing;
 	int64_t refusal_window_us;	/* start of the current log window */
 	unsigned refusals_logged;	/* in this window */
@@ -166,26 +168,6 @@ static void fingerprint_hex(const uint8_t fp[SPOOL_FINGERPRINT_LEN],
 	out[2 * SPOOL_FINGERPRINT_LEN] = '\0';
 }
 
-/* An LMR type as DESIGN §2 defines it: [A-Za-z0-9_-]{1,16}. */
-static bool lmr_type_valid(const uint8_t *v, uint32_t len)
-{
-	uint32_t i;
-
-	if (len == 0 || len > SERVER_LMR_TYPE_MAX)
-		return false;
-
-	for (i = 0; i < len; i++) {
-		if (!g_ascii_isalnum(v[i]) && v[i] != '_' && v[i] != '-')
-			return false;
-	}
-	return true;
-}
-
-static bool value_is(const uint8_t *v, uint32_t len, const char *s)
-{
-	return len == strlen(s) && memcmp(v, s, len) == 0;
-}
-
 /* A client-chosen name is only for log lines: printable ASCII, bounded. */
 static void copy_log_name(char *dst, const uint8_t *v, uint32_t len)
 {
@@ -208,393 +190,6 @@ static uint32_t seconds_until(int64_t when_us, int64_t now_us)
 
 	s = (when_us - now_us + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC;
 	return s > UINT32_MAX ? UINT32_MAX : (uint32_t) s;
-}
-
-/* ---------- request parsers: pure functions over a frame body ---------- */
-
-/*
- * Each returns 0, or a negative errno with *why a static text for the ERROR
- * reply.  The body's field framing was already checked (body_fields_valid),
- * so a truncated field here is still reported, never trusted.
- * A field given twice is refused (except LMR_TYPE in SUBSCRIBE): two values
- * for one thing is a client bug, not something to guess at.
- */
-
-struct hello_request {
-	uint32_t version_min;
-	uint32_t version_max;
-	const uint8_t *client_name;
-	uint32_t client_name_len;
-};
-
-struct subscribe_request {
-	char types[PROTO_MAX_LMR_TYPES][SERVER_LMR_TYPE_MAX + 1];
-	const char *type_list[PROTO_MAX_LMR_TYPES + 1];
-	size_t n_types;
-	bool takeover;
-};
-
-struct send_request {
-	char lmr_type[SERVER_LMR_TYPE_MAX + 1];
-	const uint8_t *to;	/* NULL: the broker's default KMF */
-	uint32_t to_len;
-	const uint8_t *payload;
-	uint32_t payload_len;
-	uint32_t timeout_ms;
-};
-
-struct queue_request {
-	int64_t after_id;
-	uint32_t limit;
-};
-
-/* The tags met in one request, to refuse a field given twice. */
-struct tag_set {
-	uint64_t bits[4];
-};
-
-static bool tag_seen(const struct tag_set *set, uint8_t tag)
-{
-	return set->bits[tag / 64] & (UINT64_C(1) << (tag % 64));
-}
-
-/* A tag of this protocol version, as opposed to one from a later release,
- * which is ignored however often it comes (forward compatibility). */
-static bool tag_known(uint8_t tag)
-{
-	return (tag >= PROTO_TAG_VERSION_MIN && tag <= PROTO_TAG_ERROR_TEXT) ||
-	       (tag >= PROTO_TAG_REG_STATE && tag <= PROTO_TAG_COUNT_EXPIRED) ||
-	       (tag >= PROTO_TAG_EVENT_KIND && tag <= PROTO_TAG_MORE);
-}
-
-/* Marks a known tag seen; false when it was already. */
-static bool field_first(struct tag_set *seen, uint8_t tag)
-{
-	if (!tag_known(tag))
-		return true;
-
-	if (tag_seen(seen, tag))
-		return false;
-
-	seen->bits[tag / 64] |= UINT64_C(1) << (tag % 64);
-	return true;
-}
-
-static bool body_fields_valid(const uint8_t *body, size_t len)
-{
-	struct frame_reader r;
-	const uint8_t *v;
-	uint32_t vlen;
-	uint8_t tag;
-	int k;
-
-	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
-		return false;
-
-	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1)
-		;
-	return k == 0;
-}
-
-static int parse_hello(const uint8_t *body, size_t len,
-		       struct hello_request *req, const char **why)
-{
-	struct frame_reader r;
-	struct tag_set seen = { { 0 } };
-	const uint8_t *v;
-	uint32_t vlen;
-	uint8_t tag;
-	int k;
-
-	memset(req, 0, sizeof(*req));
-	*why = "malformed HELLO";
-	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
-		return -EBADMSG;
-
-	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
-		if (!field_first(&seen, tag)) {
-			*why = "a HELLO field is repeated";
-			return -EINVAL;
-		}
-
-		switch (tag) {
-		case PROTO_TAG_VERSION_MIN:
-			if (frame_value_u32(v, vlen, &req->version_min) < 0) {
-				*why = "VERSION_MIN must be 4 octets";
-				return -EINVAL;
-			}
-			break;
-		case PROTO_TAG_VERSION_MAX:
-			if (frame_value_u32(v, vlen, &req->version_max) < 0) {
-				*why = "VERSION_MAX must be 4 octets";
-				return -EINVAL;
-			}
-			break;
-		case PROTO_TAG_CLIENT_NAME:
-			req->client_name = v;
-			req->client_name_len = vlen;
-			break;
-		}
-	}
-	if (k < 0)
-		return -EBADMSG;
-
-	if (!tag_seen(&seen, PROTO_TAG_VERSION_MIN) ||
-	    !tag_seen(&seen, PROTO_TAG_VERSION_MAX)) {
-		*why = "HELLO needs VERSION_MIN and VERSION_MAX";
-		return -EINVAL;
-	}
-
-	if (req->version_min > req->version_max) {
-		*why = "VERSION_MIN is above VERSION_MAX";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int subscribe_add_type(struct subscribe_request *req,
-			      const uint8_t *v, uint32_t vlen, const char **why)
-{
-	if (req->n_types == PROTO_MAX_LMR_TYPES) {
-		*why = "too many LMR_TYPE fields (at most 32)";
-		return -E2BIG;
-	}
-
-	if (!value_is(v, vlen, PROTO_LMR_TYPE_ALL) && !lmr_type_valid(v, vlen)) {
-		*why = "LMR_TYPE must be \"*\" or 1 to 16 of A-Z a-z 0-9 _ -";
-		return -EINVAL;
-	}
-
-	memcpy(req->types[req->n_types], v, vlen);
-	req->types[req->n_types][vlen] = '\0';
-	req->type_list[req->n_types] = req->types[req->n_types];
-	req->n_types++;
-	req->type_list[req->n_types] = NULL;
-	return 0;
-}
-
-static int parse_subscribe(const uint8_t *body, size_t len,
-			   struct subscribe_request *req, const char **why)
-{
-	struct frame_reader r;
-	struct tag_set seen = { { 0 } };
-	const uint8_t *v;
-	uint32_t vlen, takeover;
-	uint8_t tag;
-	int k, e;
-
-	memset(req, 0, sizeof(*req));
-	*why = "malformed SUBSCRIBE";
-	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
-		return -EBADMSG;
-
-	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
-		if (tag == PROTO_TAG_LMR_TYPE) {
-			e = subscribe_add_type(req, v, vlen, why);
-			if (e < 0)
-				return e;
-			continue;
-		}
-
-		if (!field_first(&seen, tag)) {
-			*why = "a SUBSCRIBE field is repeated";
-			return -EINVAL;
-		}
-
-		if (tag == PROTO_TAG_TAKEOVER) {
-			if (frame_value_u32(v, vlen, &takeover) < 0 || takeover > 1) {
-				*why = "TAKEOVER must be a u32 0 or 1";
-				return -EINVAL;
-			}
-			req->takeover = takeover == 1;
-		}
-	}
-	if (k < 0)
-		return -EBADMSG;
-
-	if (req->n_types == 0) {
-		*why = "SUBSCRIBE needs at least one LMR_TYPE";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* ACK and NACK: one MESSAGE_ID. */
-static int parse_message_id(const uint8_t *body, size_t len, uint64_t *id,
-			    const char **why)
-{
-	struct frame_reader r;
-	struct tag_set seen = { { 0 } };
-	const uint8_t *v;
-	uint32_t vlen;
-	uint8_t tag;
-	int k;
-
-	*why = "malformed request";
-	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
-		return -EBADMSG;
-
-	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
-		if (!field_first(&seen, tag)) {
-			*why = "a field is repeated";
-			return -EINVAL;
-		}
-
-		if (tag == PROTO_TAG_MESSAGE_ID &&
-		    frame_value_u64(v, vlen, id) < 0) {
-			*why = "MESSAGE_ID must be 8 octets";
-			return -EINVAL;
-		}
-	}
-	if (k < 0)
-		return -EBADMSG;
-
-	if (!tag_seen(&seen, PROTO_TAG_MESSAGE_ID)) {
-		*why = "missing field MESSAGE_ID";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int send_take_field(struct send_request *req, uint8_t tag,
-			   const uint8_t *v, uint32_t vlen, const char **why)
-{
-	switch (tag) {
-	case PROTO_TAG_LMR_TYPE:
-		if (!lmr_type_valid(v, vlen)) {
-			*why = "LMR_TYPE must be 1 to 16 of A-Z a-z 0-9 _ -";
-			return -EINVAL;
-		}
-		memcpy(req->lmr_type, v, vlen);
-		req->lmr_type[vlen] = '\0';
-		return 0;
-	case PROTO_TAG_PAYLOAD:
-		if (vlen > SERVER_PAYLOAD_MAX) {
-			*why = "PAYLOAD is longer than 65535 octets";
-			return -EMSGSIZE;
-		}
-		req->payload = v;
-		req->payload_len = vlen;
-		return 0;
-	case PROTO_TAG_TO:
-		/* g_utf8_validate() with a length also refuses NUL bytes. */
-		if (vlen == 0 || vlen > SERVER_URI_MAX ||
-		    !g_utf8_validate((const char *) v, vlen, NULL)) {
-			*why = "TO must be a UTF-8 URI of 1 to 1024 octets";
-			return -EINVAL;
-		}
-		req->to = v;
-		req->to_len = vlen;
-		return 0;
-	case PROTO_TAG_TIMEOUT_MS:
-		if (frame_value_u32(v, vlen, &req->timeout_ms) < 0) {
-			*why = "TIMEOUT_MS must be 4 octets";
-			return -EINVAL;
-		}
-		return 0;
-	}
-	return 0;	/* unknown tag: ignored */
-}
-
-static int parse_send(const uint8_t *body, size_t len,
-		      struct send_request *req, const char **why)
-{
-	struct frame_reader r;
-	struct tag_set seen = { { 0 } };
-	const uint8_t *v;
-	uint32_t vlen;
-	uint8_t tag;
-	int k, e;
-
-	memset(req, 0, sizeof(*req));
-	*why = "malformed SEND";
-	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
-		return -EBADMSG;
-
-	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
-		if (!field_first(&seen, tag)) {
-			*why = "a SEND field is repeated";
-			return -EINVAL;
-		}
-
-		e = send_take_field(req, tag, v, vlen, why);
-		if (e < 0)
-			return e;
-	}
-	if (k < 0)
-		return -EBADMSG;
-
-	if (req->lmr_type[0] == '\0') {
-		*why = "missing field LMR_TYPE";
-		return -EINVAL;
-	}
-
-	if (!req->payload || req->payload_len == 0) {
-		*why = "missing or empty field PAYLOAD";
-		return -EINVAL;
-	}
-
-	if (req->timeout_ms == 0)
-		req->timeout_ms = SERVER_SEND_TIMEOUT_DEFAULT_MS;
-	if (req->timeout_ms > SERVER_SEND_TIMEOUT_MAX_MS)
-		req->timeout_ms = SERVER_SEND_TIMEOUT_MAX_MS;
-	return 0;
-}
-
-static int queue_take_field(struct queue_request *req, uint8_t tag,
-			    const uint8_t *v, uint32_t vlen, const char **why)
-{
-	uint64_t after;
-
-	switch (tag) {
-	case PROTO_TAG_AFTER_ID:
-		if (frame_value_u64(v, vlen, &after) < 0 || after > INT64_MAX) {
-			*why = "AFTER_ID must be a u64 below 2^63";
-			return -EINVAL;
-		}
-		req->after_id = (int64_t) after;
-		return 0;
-	case PROTO_TAG_LIMIT:
-		if (frame_value_u32(v, vlen, &req->limit) < 0) {
-			*why = "LIMIT must be 4 octets";
-			return -EINVAL;
-		}
-		return 0;
-	}
-	return 0;	/* unknown tag: ignored */
-}
-
-static int parse_queue(const uint8_t *body, size_t len,
-		       struct queue_request *req, const char **why)
-{
-	struct tag_set seen = { { 0 } };
-	struct frame_reader r;
-	const uint8_t *v;
-	uint32_t vlen;
-	uint8_t tag;
-	int k, e;
-
-	memset(req, 0, sizeof(*req));
-	*why = "malformed QUEUE";
-	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
-		return -EBADMSG;
-
-	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
-		if (!field_first(&seen, tag)) {
-			*why = "a QUEUE field is repeated";
-			return -EINVAL;
-		}
-
-		e = queue_take_field(req, tag, v, vlen, why);
-		if (e < 0)
-			return e;
-	}
-	if (k < 0)
-		return -EBADMSG;
-
-	if (req->limit == 0 || req->limit > PROTO_LIST_MAX_ENTRIES)
-		req->limit = PROTO_LIST_MAX_ENTRIES;
-	return 0;
 }
 
 /* ---------- output ---------- */
@@ -983,44 +578,31 @@ static void server_on_event(void *ctx, const struct broker_event *ev)
 
 /* ---------- requests ---------- */
 
+/* A HELLO that request_decode() accepted: a well-formed one on a
+ * connection not negotiated yet. */
 static void handle_hello(struct conn *c, uint32_t id,
-			 const uint8_t *body, size_t len)
+			 const struct hello_request *req)
 {
-	struct hello_request req;
 	struct frame_writer w;
-	const char *why;
 	uint32_t version;
-	int r;
 
-	if (c->state == CONN_STATE_READY) {
-		reply_error(c, id, EALREADY, "protocol version already negotiated");
-		return;
-	}
-
-	r = parse_hello(body, len, &req, &why);
-	if (r < 0) {
-		reply_error(c, id, -r, "%s", why);
-		conn_finish(c);
-		return;
-	}
-
-	if (req.version_max < PROTO_VERSION_MIN ||
-	    req.version_min > PROTO_VERSION_MAX) {
+	if (req->version_max < PROTO_VERSION_MIN ||
+	    req->version_min > PROTO_VERSION_MAX) {
 		g_message("connection %u: client speaks protocol %" PRIu32
 			  "..%" PRIu32 ", agent %d..%d: closing", c->serial,
-			  req.version_min, req.version_max,
+			  req->version_min, req->version_max,
 			  PROTO_VERSION_MIN, PROTO_VERSION_MAX);
 		reply_error(c, id, EPROTONOSUPPORT,
 			    "client protocol versions %" PRIu32 "..%" PRIu32
 			    " do not overlap agent versions %d..%d",
-			    req.version_min, req.version_max,
+			    req->version_min, req->version_max,
 			    PROTO_VERSION_MIN, PROTO_VERSION_MAX);
 		conn_finish(c);
 		return;
 	}
 
-	version = MIN(req.version_max, (uint32_t) PROTO_VERSION_MAX);
-	copy_log_name(c->client_name, req.client_name, req.client_name_len);
+	version = MIN(req->version_max, (uint32_t) PROTO_VERSION_MAX);
+	copy_log_name(c->client_name, req->client_name, req->client_name_len);
 	c->state = CONN_STATE_READY;
 	g_debug("connection %u: client \"%s\" speaks protocol %" PRIu32,
 		c->serial, c->client_name, version);
@@ -1032,29 +614,30 @@ static void handle_hello(struct conn *c, uint32_t id,
 	conn_queue_writer(c, &w);
 }
 
-static void handle_subscribe(struct conn *c, uint32_t id,
-			     const uint8_t *body, size_t len)
+/* A connection subscribes once: its second SUBSCRIBE is refused whatever
+ * its fields say, so this comes before request_decode()'s verdict. */
+static bool conn_refuse_subscribe(struct conn *c, uint32_t id)
 {
-	struct subscribe_request req;
+	if (!c->subscribed)
+		return false;
+
+	reply_error(c, id, EALREADY, "this connection is already a consumer");
+	return true;
+}
+
+static void handle_subscribe(struct conn *c, uint32_t id,
+			     const struct subscribe_request *req)
+{
 	const char *holder = NULL;
-	const char *why;
 	GString *list;
 	size_t i;
 	int r;
 
-	if (c->subscribed) {
-		reply_error(c, id, EALREADY, "this connection is already a consumer");
+	if (conn_refuse_subscribe(c, id))
 		return;
-	}
-
-	r = parse_subscribe(body, len, &req, &why);
-	if (r < 0) {
-		reply_error(c, id, -r, "%s", why);
-		return;
-	}
 
 	c->subscribing = true;
-	r = broker_subscribe(c->server->broker, c, req.type_list, req.takeover,
+	r = broker_subscribe(c->server->broker, c, req->type_list, req->takeover,
 			     conn_deliver, conn_lost, &holder);
 	c->subscribing = false;
 
@@ -1070,28 +653,21 @@ static void handle_subscribe(struct conn *c, uint32_t id,
 
 	c->subscribed = true;
 	list = g_string_new(NULL);
-	for (i = 0; i < req.n_types; i++)
-		g_string_append_printf(list, "%s%s", i ? "," : "", req.types[i]);
+	for (i = 0; i < req->n_types; i++)
+		g_string_append_printf(list, "%s%s", i ? "," : "", req->types[i]);
 	g_message("consumer on connection %u (pid %d, uid %u, \"%s\") takes %s%s",
 		  c->serial, (int) c->pid, (unsigned) c->uid, c->client_name,
-		  list->str, req.takeover ? " (takeover)" : "");
+		  list->str, req->takeover ? " (takeover)" : "");
 	g_string_free(list, TRUE);
 	reply_ok(c, id);
 	conn_maybe_ready(c);
 }
 
 static void handle_ack(struct conn *c, uint32_t id, bool ack,
-		       const uint8_t *body, size_t len)
+		       const struct ack_request *req)
 {
-	const char *why;
-	uint64_t msg_id = 0;
+	uint64_t msg_id = req->message_id;
 	int r;
-
-	r = parse_message_id(body, len, &msg_id, &why);
-	if (r < 0) {
-		reply_error(c, id, -r, "%s", why);
-		return;
-	}
 
 	if (!c->subscribed || msg_id > INT64_MAX) {
 		r = -ENOENT;
@@ -1177,6 +753,129 @@ static void handle_monitor(struct conn *c, uint32_t id)
 	reply_ok(c, id);
 }
 
+/* ---------- operator requests: SIP trace and log level ---------- */
+
+/* A trace shows SIP identities, Call-IDs and the registrar's challenges,
+ * and the log level changes what the daemon writes: only the agent's own
+ * user and root may, not the users and groups allowed to consume keys. */
+static bool conn_is_operator(const struct conn *c)
+{
+	return c->uid == 0 || c->uid == c->server->own_uid;
+}
+
+static bool conn_refuse_operator(struct conn *c, uint32_t id, const char *what)
+{
+	if (conn_is_operator(c))
+		return false;
+
+	g_message("connection %u (pid %d, uid %u): %s refused: not the agent's user or root",
+		  c->serial, (int) c->pid, (unsigned) c->uid, what);
+	reply_error(c, id, EPERM, "%s is for the agent's own user and root only", what);
+	return true;
+}
+
+static void handle_trace(struct conn *c, uint32_t id)
+{
+	struct server *s = c->server;
+
+	if (conn_refuse_operator(c, id, "SIP trace"))
+		return;
+	if (c->tracer) {
+		reply_error(c, id, EALREADY, "this connection already traces");
+		return;
+	}
+	if (!s->ops.trace_switch) {
+		reply_error(c, id, EOPNOTSUPP, "SIP trace is not available");
+		return;
+	}
+
+	c->tracer = true;
+	g_message("SIP trace on connection %u (pid %d, uid %u, \"%s\")", c->serial,
+		  (int) c->pid, (unsigned) c->uid, c->client_name);
+	reply_ok(c, id);
+	if (s->n_tracers++ == 0)
+		s->ops.trace_switch(s->ops_ctx, true);
+}
+
+static void handle_log_level(struct conn *c, uint32_t id,
+			     const struct log_level_request *req)
+{
+	struct server *s = c->server;
+	const char *previous = NULL, *current = NULL;
+	struct frame_writer w;
+	int r;
+
+	if (req->level[0] && conn_refuse_operator(c, id, "changing the log level"))
+		return;
+	if (!s->ops.log_level) {
+		reply_error(c, id, EOPNOTSUPP, "the log level cannot be changed");
+		return;
+	}
+
+	r = s->ops.log_level(s->ops_ctx, req->level[0] ? req->level : NULL, &previous, &current);
+	if (r < 0) {
+		reply_error(c, id, -r, "unknown log level \"%s\" (error, warning, message, "
+			    "info or debug)", req->level);
+		return;
+	}
+	if (req->level[0])
+		g_log(G_LOG_DOMAIN, strcmp(current, "warning") == 0 || strcmp(current, "error") == 0
+		      ? G_LOG_LEVEL_WARNING : G_LOG_LEVEL_MESSAGE,
+		      "log level %s (was %s), set by connection %u (pid %d, uid %u)",
+		      current, previous, c->serial, (int) c->pid, (unsigned) c->uid);
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_LOG_LEVEL_REPLY, id);
+	frame_writer_str(&w, PROTO_TAG_LOG_LEVEL, current);
+	frame_writer_str(&w, PROTO_TAG_LOG_LEVEL_PREVIOUS, previous);
+	conn_queue_writer(c, &w);
+}
+
+void server_set_operator_ops(struct server *s, const struct server_operator_ops *ops,
+			     void *ctx)
+{
+	s->ops = *ops;
+	s->ops_ctx = ctx;
+}
+
+static void write_trace(struct frame_writer *w, const struct trace_record *rec,
+			const char *text, uint64_t dropped)
+{
+	frame_writer_begin(w, PROTO_MSG_TRACE_EVENT, 0);
+	frame_writer_str(w, PROTO_TAG_TRACE_DIRECTION, trace_direction_name(rec->direction));
+	write_text(w, PROTO_TAG_TRACE_TRANSPORT, rec->transport);
+	write_text(w, PROTO_TAG_TRACE_PEER, rec->peer);
+	frame_writer_u64(w, PROTO_TAG_EVENT_TIME_US,
+			 rec->time_us > 0 ? (uint64_t) rec->time_us : 0);
+	frame_writer_u64(w, PROTO_TAG_TRACE_SIZE, rec->len);
+	write_text(w, PROTO_TAG_TRACE_TEXT, text);
+	if (dropped)
+		frame_writer_u64(w, PROTO_TAG_TRACE_DROPPED, dropped);
+}
+
+/* A tracer that does not keep up loses trace events, counted and told with
+ * the next one it gets; it is not closed, and never holds more than the
+ * soft output limit of them. */
+void server_trace(struct server *s, const struct trace_record *rec, const char *text,
+		  unsigned dropped)
+{
+	for (GList *l = s->conns.head; l; l = l->next) {
+		struct conn *c = l->data;
+		struct frame_writer w;
+
+		if (!c->tracer || c->state != CONN_STATE_READY)
+			continue;
+		if (c->out_bytes > s->soft_output) {
+			c->trace_dropped += 1 + dropped;
+			continue;
+		}
+		frame_writer_init(&w);
+		write_trace(&w, rec, text, c->trace_dropped + dropped);
+		if (conn_queue_writer(c, &w) == 0)
+			c->trace_dropped = 0;
+	}
+}
+
 /* One LIST reply being filled. */
 struct list_page {
 	struct frame_writer *w;
@@ -1246,27 +945,19 @@ static int list_visit(void *ctx, const struct spool_record *m, bool in_flight)
 }
 
 static void handle_queue(struct conn *c, uint32_t id,
-			 const uint8_t *body, size_t len)
+			 const struct queue_request *req)
 {
 	struct list_page page = { 0 };
-	struct queue_request req;
 	struct frame_writer w;
-	const char *why;
 	int r;
-
-	r = parse_queue(body, len, &req, &why);
-	if (r < 0) {
-		reply_error(c, id, -r, "%s", why);
-		return;
-	}
 
 	frame_writer_init(&w);
 	frame_writer_init(&page.entry);
 	frame_writer_begin(&w, PROTO_MSG_LIST, id);
 	page.w = &w;
-	page.limit = req.limit;
+	page.limit = req->limit;
 	/* One more than wanted, to know whether MORE is true. */
-	r = broker_list(c->server->broker, req.after_id, (size_t) req.limit + 1,
+	r = broker_list(c->server->broker, req->after_id, (size_t) req->limit + 1,
 			list_visit, &page);
 	frame_writer_clear(&page.entry);
 	if (r < 0 && !page.full) {
@@ -1277,25 +968,18 @@ static void handle_queue(struct conn *c, uint32_t id,
 
 	frame_writer_u32(&w, PROTO_TAG_MORE, page.more ? 1 : 0);
 	g_debug("connection %u: listed %" PRIu32 " message(s) after id %" PRId64 "%s",
-		c->serial, page.count, req.after_id, page.more ? ", more follow" : "");
+		c->serial, page.count, req->after_id, page.more ? ", more follow" : "");
 	conn_queue_writer(c, &w);
 }
 
+/* req->payload points into the frame body, which frame_decoder_release()
+ * wipes; the broker copies what it keeps. */
 static void handle_send(struct conn *c, uint32_t id,
-			const uint8_t *body, size_t len)
+			const struct send_request *req)
 {
 	struct broker_send_request breq;
-	struct send_request req;
 	struct pending_send *ps;
-	const char *why;
 	char *to = NULL;
-	int r;
-
-	r = parse_send(body, len, &req, &why);
-	if (r < 0) {
-		reply_error(c, id, -r, "%s", why);
-		return;
-	}
 
 	if (g_queue_get_length(&c->sends) >= SERVER_MAX_SENDS) {
 		reply_error(c, id, EAGAIN, "too many sends in progress on this "
@@ -1303,15 +987,15 @@ static void handle_send(struct conn *c, uint32_t id,
 		return;
 	}
 
-	if (req.to)
-		to = g_strndup((const char *) req.to, req.to_len);
+	if (req->to)
+		to = g_strndup((const char *) req->to, req->to_len);
 
 	breq = (struct broker_send_request) {
-		.lmr_type = req.lmr_type,
+		.lmr_type = req->lmr_type,
 		.to = to,
-		.payload = req.payload,
-		.payload_len = req.payload_len,
-		.timeout_ms = req.timeout_ms,
+		.payload = req->payload,
+		.payload_len = req->payload_len,
+		.timeout_ms = req->timeout_ms,
 	};
 
 	ps = g_new0(struct pending_send, 1);
@@ -1321,7 +1005,7 @@ static void handle_send(struct conn *c, uint32_t id,
 	g_queue_push_tail(&c->sends, ps);
 
 	g_debug("connection %u: send %" PRIu32 " (%s, %" PRIu32 " bytes) to %s",
-		c->serial, id, req.lmr_type, req.payload_len, to ? to : "default KMF");
+		c->serial, id, req->lmr_type, req->payload_len, to ? to : "default KMF");
 	ps->handle = broker_send(c->server->broker, &breq, send_done, ps);
 	ps->starting = false;
 	g_free(to);
@@ -1335,48 +1019,71 @@ static void handle_send(struct conn *c, uint32_t id,
 	}
 }
 
+/* A request refused by request_decode(): its ERROR reply, and the end of a
+ * connection that had not negotiated (docs/protocol.md, SESSION START). */
+static void handle_refused(struct conn *c, const struct request *req,
+			   int code, const char *why)
+{
+	if (req->type == PROTO_MSG_SUBSCRIBE && conn_refuse_subscribe(c, req->id))
+		return;
+
+	reply_error(c, req->id, code, "%s", why);
+	if (c->state == CONN_STATE_NEW)
+		conn_finish(c);
+}
+
 /* One complete frame body.  Returns false when the connection must close
  * because the frame itself is malformed. */
 static bool handle_frame(struct conn *c, const uint8_t *body, size_t len)
 {
-	uint32_t id;
-	uint8_t type;
+	struct request req;
+	const char *why;
+	int code, r;
 
-	if (frame_reader_init(&(struct frame_reader) { 0 }, body, len, &type, &id) < 0 ||
-	    !body_fields_valid(body, len))
+	r = request_decode(c->state == CONN_STATE_READY, body, len, &req,
+			   &code, &why);
+	if (r == REQUEST_MALFORMED) {
+		g_debug("connection %u: %s", c->serial, why);
 		return false;
+	}
 
-	if (c->state == CONN_STATE_NEW && type != PROTO_MSG_HELLO) {
-		reply_error(c, id, EPROTO, "the first request must be HELLO");
-		conn_finish(c);
+	if (r == REQUEST_REFUSED) {
+		handle_refused(c, &req, code, why);
 		return true;
 	}
 
-	switch ((enum proto_msg) type) {
+	/* request_decode() refused every other type */
+	switch ((enum proto_msg) req.type) {
 	case PROTO_MSG_HELLO:
-		handle_hello(c, id, body, len);
-		return true;
+		handle_hello(c, req.id, &req.hello);
+		break;
 	case PROTO_MSG_SUBSCRIBE:
-		handle_subscribe(c, id, body, len);
-		return true;
+		handle_subscribe(c, req.id, &req.subscribe);
+		break;
 	case PROTO_MSG_ACK:
-		handle_ack(c, id, true, body, len);
-		return true;
+		handle_ack(c, req.id, true, &req.ack);
+		break;
 	case PROTO_MSG_NACK:
-		handle_ack(c, id, false, body, len);
-		return true;
+		handle_ack(c, req.id, false, &req.ack);
+		break;
 	case PROTO_MSG_STATUS:
-		handle_status(c, id);
-		return true;
+		handle_status(c, req.id);
+		break;
 	case PROTO_MSG_SEND:
-		handle_send(c, id, body, len);
-		return true;
+		handle_send(c, req.id, &req.send);
+		break;
 	case PROTO_MSG_MONITOR:
-		handle_monitor(c, id);
-		return true;
+		handle_monitor(c, req.id);
+		break;
 	case PROTO_MSG_QUEUE:
-		handle_queue(c, id, body, len);
-		return true;
+		handle_queue(c, req.id, &req.queue);
+		break;
+	case PROTO_MSG_TRACE:
+		handle_trace(c, req.id);
+		break;
+	case PROTO_MSG_LOG_LEVEL:
+		handle_log_level(c, req.id, &req.log_level);
+		break;
 	case PROTO_MSG_HELLO_OK:
 	case PROTO_MSG_OK:
 	case PROTO_MSG_ERROR:
@@ -1385,10 +1092,10 @@ static bool handle_frame(struct conn *c, const uint8_t *body, size_t len)
 	case PROTO_MSG_SEND_RESULT:
 	case PROTO_MSG_EVENT:
 	case PROTO_MSG_LIST:
-		break;		/* the agent's own messages are not requests */
+	case PROTO_MSG_TRACE_EVENT:
+	case PROTO_MSG_LOG_LEVEL_REPLY:
+		break;
 	}
-
-	reply_error(c, id, EOPNOTSUPP, "unknown message type 0x%02x", type);
 	return true;
 }
 
@@ -1579,6 +1286,10 @@ static void conn_destroy(struct conn *c)
 		g_source_remove(c->frame_timer);
 	if (c->monitor)
 		s->n_monitors--;
+	if (c->tracer && --s->n_tracers == 0 && s->ops.trace_switch) {
+		g_message("SIP trace off: no connection traces any more");
+		s->ops.trace_switch(s->ops_ctx, false);
+	}
 	g_queue_remove(&s->conns, c);
 	g_source_destroy(c->source);
 	g_source_unref(c->source);

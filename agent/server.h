@@ -11,6 +11,7 @@
 #ifndef LMRSEC_SERVER_H
 #define LMRSEC_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct broker;
@@ -65,6 +66,29 @@ struct server_config {
  */
 int server_start(const struct server_config *cfg, struct broker *b,
 		 struct server **out, char **error);
+
+/*
+ * Operator requests, wired by main.c (the socket side does not know the
+ * SIP side or the log): without them TRACE and LOG_LEVEL get EOPNOTSUPP.
+ * trace_switch: on when the first connection starts tracing, off when the
+ *   last one closes.
+ * log_level: level NULL only asks; else sets it (-EINVAL: unknown name);
+ *   *previous and *current: static names.
+ */
+struct server_operator_ops {
+	void (*trace_switch)(void *ctx, bool on);
+	int (*log_level)(void *ctx, const char *level, const char **previous,
+			 const char **current);
+};
+void server_set_operator_ops(struct server *s, const struct server_operator_ops *ops,
+			     void *ctx);
+
+/* One SIP message for every tracing connection: rec's metadata and text,
+ * the message as trace_sanitise() showed it; dropped: messages the SIP side
+ * dropped just before it. */
+struct trace_record;
+void server_trace(struct server *s, const struct trace_record *rec, const char *text,
+		  unsigned dropped);
 
 /* Closes every connection (unsubscribing consumers, cancelling their
  * pending sends), stops listening and unlinks the socket it created (when it

@@ -22,6 +22,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "trace.h"
 
 #define SIP_REGISTER_ANSWER_S 10
 
@@ -58,6 +59,17 @@ void sip_shutdown(struct sip *s, sip_stopped_fn done, void *ctx);
 
 /* Destroys the stack; after sip_shutdown completed. */
 void sip_free(struct sip *s);
+
+/*
+ * SIP trace: with fn set, every SIP message the stack sends or receives is
+ * copied (in sofia's thread) and handed to fn in the main loop, with the
+ * number of messages dropped just before it (more than 4 MiB waiting);
+ * rec and its bytes are the adapter's, wiped and freed after fn returns.
+ * fn NULL turns it off: sofia's message log is switched off too, so
+ * nothing is copied while nobody traces.  One sink per process.
+ */
+typedef void (*sip_trace_fn)(void *ctx, const struct trace_record *rec, unsigned dropped);
+void sip_set_trace(struct sip *s, sip_trace_fn fn, void *ctx);
 
 /* The broker's view of this adapter (sends), for broker_set_sip(). */
 extern const struct broker_sip_ops sip_broker_ops;

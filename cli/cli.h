@@ -110,5 +110,7 @@ int cmd_receive(struct cli *cli, int argc, char **argv);
 int cmd_monitor(struct cli *cli, int argc, char **argv);
 int cmd_queue(struct cli *cli, int argc, char **argv);
 int cmd_credentials(struct cli *cli, int argc, char **argv);
+int cmd_trace(struct cli *cli, int argc, char **argv);
+int cmd_log_level(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -41,6 +41,8 @@ static const struct command commands[] = {
 	{ "monitor", cmd_monitor, "stream the agent's events (metadata only)" },
 	{ "queue", cmd_queue, "list the messages in the spool (metadata only)" },
 	{ "credentials", cmd_credentials, "store or remove the SIP password (Secret Service)" },
+	{ "trace", cmd_trace, "stream the SIP messages (bodies as type, size, SHA-256)" },
+	{ "log-level", cmd_log_level, "show or change the agent's log level" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

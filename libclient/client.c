@@ -66,6 +66,7 @@ struct queued {
 	struct queued *next;
 	struct lmrsec_delivery *delivery;	/* NULL for a notice */
 	struct lmrsec_event *event;		/* NULL for a notice */
+	struct lmrsec_trace *trace;		/* NULL for a notice */
 	int error;				/* negative errno of a notice */
 	char text[LMRSEC_ERROR_TEXT_MAX];
 };
@@ -73,7 +74,7 @@ struct queued {
 struct queue {
 	struct queued *head, *tail;
 	size_t items;
-	size_t bytes;		/* payload bytes held */
+	size_t bytes;		/* payload (trace text) bytes held */
 };
 
 enum send_state {
@@ -99,6 +100,8 @@ struct lmrsec {
 
 	struct queue deliveries;	/* and notices */
 	struct queue events;
+	struct queue traces;
+	uint64_t traces_lost;	/* not queued (queue full) since the last one */
 
 	/* The request a blocking call is waiting for. */
 	uint32_t wait_id;
@@ -283,6 +286,23 @@ void lmrsec_event_free(struct lmrsec_event *e)
 	free(e);
 }
 
+void lmrsec_trace_free(struct lmrsec_trace *t)
+{
+	if (!t)
+		return;
+	free(t->text);
+	free(t);
+}
+
+static size_t queued_bytes(const struct queued *q)
+{
+	if (q->delivery)
+		return q->delivery->payload_len;
+	if (q->trace)
+		return strlen(q->trace->text);
+	return 0;
+}
+
 /* Takes d or ev (or neither, for a notice) on success only. */
 static int queue_push(struct queue *qu, struct lmrsec_delivery *d,
 		      struct lmrsec_event *ev, int error, const char *text)
@@ -325,7 +345,7 @@ static struct queued *queue_pop(struct queue *qu)
 	if (!qu->head)
 		qu->tail = NULL;
 	qu->items--;
-	qu->bytes -= q->delivery ? q->delivery->payload_len : 0;
+	qu->bytes -= queued_bytes(q);
 	return q;
 }
 
@@ -336,6 +356,7 @@ static void queue_clear(struct queue *qu)
 	while ((q = queue_pop(qu))) {
 		lmrsec_delivery_free(q->delivery);
 		lmrsec_event_free(q->event);
+		lmrsec_trace_free(q->trace);
 		free(q);
 	}
 }
@@ -829,6 +850,86 @@ static int queue_event(struct lmrsec *c, struct frame_reader *r)
 	return e;
 }
 
+/* ---------- the trace queue ---------- */
+
+struct trace_fields {
+	struct lmrsec_trace *t;
+	bool has_text;
+};
+
+static int trace_take(void *ctx, uint8_t tag, const uint8_t *v, uint32_t len)
+{
+	struct trace_fields *f = ctx;
+	struct lmrsec_trace *t = f->t;
+	char direction[8];
+	int e;
+
+	switch (tag) {
+	case PROTO_TAG_TRACE_DIRECTION:
+		e = copy_text(direction, sizeof(direction), v, len);
+		t->outgoing = strcmp(direction, "out") == 0;
+		return e;
+	case PROTO_TAG_TRACE_TRANSPORT:
+		return copy_text(t->transport, sizeof(t->transport), v, len);
+	case PROTO_TAG_TRACE_PEER:
+		return copy_text(t->peer, sizeof(t->peer), v, len);
+	case PROTO_TAG_EVENT_TIME_US:
+		return take_u64(v, len, &t->time_us);
+	case PROTO_TAG_TRACE_SIZE:
+		return take_u64(v, len, &t->size);
+	case PROTO_TAG_TRACE_DROPPED:
+		return take_u64(v, len, &t->dropped);
+	case PROTO_TAG_TRACE_TEXT:
+		if (f->has_text || memchr(v, '\0', len))
+			return -EPROTO;
+		t->text = dup_text(v, len);
+		f->has_text = true;
+		return t->text ? 0 : -ENOMEM;
+	default:
+		return 0;
+	}
+}
+
+/* A trace event the caller has no room for is dropped and counted into
+ * the next one's dropped, as the agent does: tracing never breaks the
+ * connection. */
+static int queue_trace(struct lmrsec *c, struct frame_reader *r)
+{
+	struct lmrsec_trace *t = calloc(1, sizeof(*t));
+	struct trace_fields f = { .t = t };
+	int e;
+
+	if (!t)
+		return -ENOMEM;
+
+	e = fields_each(r, trace_take, &f);
+	if (e == 0 && !f.has_text)
+		e = -EPROTO;
+	if (e == 0 && strlen(t->text) > LMRSEC_QUEUE_MAX_BYTES - c->traces.bytes)
+		e = -ENOBUFS;
+	if (e == 0) {
+		t->dropped += c->traces_lost;
+		e = queue_push(&c->traces, NULL, NULL, 0, NULL);
+	}
+	if (e == 0) {
+		c->traces.tail->trace = t;
+		c->traces.bytes += strlen(t->text);
+		c->traces_lost = 0;
+		return 0;
+	}
+
+	lmrsec_trace_free(t);
+	if (e == -ENOBUFS) {
+		c->traces_lost++;
+		return 0;
+	}
+	/* A bad trace event is reported in its place in the stream. */
+	if (e == -EPROTO)
+		return queue_push(&c->traces, NULL, NULL, -EPROTO,
+				  "malformed trace event from the agent");
+	return e;
+}
+
 /* Frames with request id 0 are not replies: deliveries and notices. */
 static int dispatch_unsolicited(struct lmrsec *c, uint8_t type,
 				struct frame_reader *r)
@@ -840,6 +941,8 @@ static int dispatch_unsolicited(struct lmrsec *c, uint8_t type,
 		return queue_notice(c, r);
 	case PROTO_MSG_EVENT:
 		return queue_event(c, r);
+	case PROTO_MSG_TRACE_EVENT:
+		return queue_trace(c, r);
 	default:
 		return 0;	/* a kind of notice this version does not know */
 	}
@@ -1281,6 +1384,7 @@ void lmrsec_close(struct lmrsec *c)
 		close(c->fd);
 	queue_clear(&c->deliveries);
 	queue_clear(&c->events);
+	queue_clear(&c->traces);
 	frame_decoder_clear(&c->in);
 	frame_writer_clear(&c->out);
 	explicit_bzero(c, sizeof(*c));
@@ -1349,7 +1453,7 @@ static struct queued *next_queued(struct lmrsec *c, struct queue *queue,
 		return NULL;
 	}
 	*err = q->error;
-	if (!q->delivery && !q->event)
+	if (!q->delivery && !q->event && !q->trace)
 		snprintf(c->last_error, sizeof(c->last_error), "%s", q->text);
 	return q;
 }
@@ -1425,6 +1529,92 @@ int lmrsec_pending_events(const struct lmrsec *c)
 	return c->events.items > INT_MAX ? INT_MAX : (int) c->events.items;
 }
 
+/* ---------- operator role: SIP trace and log level ---------- */
+
+int lmrsec_trace(struct lmrsec *c, int timeout_ms)
+{
+	int64_t deadline = deadline_after(timeout_ms);
+	uint32_t id;
+
+	if (!c)
+		return -EINVAL;
+
+	if (c->broken)
+		return c->broken;
+
+	id = request_begin(c, PROTO_MSG_TRACE);
+	return transact(c, id, deadline, parse_ok, NULL);
+}
+
+static bool traces_ready(const struct lmrsec *c)
+{
+	return c->traces.head != NULL;
+}
+
+int lmrsec_next_trace(struct lmrsec *c, struct lmrsec_trace **out, int timeout_ms)
+{
+	struct queued *q;
+	int e;
+
+	if (!c || !out)
+		return -EINVAL;
+	*out = NULL;
+	q = next_queued(c, &c->traces, traces_ready, timeout_ms, &e);
+	if (q) {
+		*out = q->trace;
+		free(q);
+	}
+	return e;
+}
+
+static int log_level_take(void *ctx, uint8_t tag, const uint8_t *v, uint32_t len)
+{
+	struct lmrsec_log_level *out = ctx;
+
+	switch (tag) {
+	case PROTO_TAG_LOG_LEVEL:
+		return copy_text(out->current, sizeof(out->current), v, len);
+	case PROTO_TAG_LOG_LEVEL_PREVIOUS:
+		return copy_text(out->previous, sizeof(out->previous), v, len);
+	default:
+		return 0;
+	}
+}
+
+static int parse_log_level_reply(struct lmrsec *c, uint8_t type,
+				 struct frame_reader *r, void *ctx)
+{
+	struct lmrsec_log_level *out = ctx;
+	int e = reply_check(c, type, PROTO_MSG_LOG_LEVEL_REPLY, r);
+
+	if (e < 0)
+		return e;
+
+	e = fields_each(r, log_level_take, out);
+	if (e == 0 && !out->current[0])
+		e = -EPROTO;
+	return e;
+}
+
+int lmrsec_log_level(struct lmrsec *c, const char *level, struct lmrsec_log_level *out,
+		     int timeout_ms)
+{
+	int64_t deadline = deadline_after(timeout_ms);
+	uint32_t id;
+
+	if (!c || !out || (level && (!*level || strlen(level) > LMRSEC_LOG_LEVEL_MAX)))
+		return -EINVAL;
+
+	if (c->broken)
+		return c->broken;
+
+	memset(out, 0, sizeof(*out));
+	id = request_begin(c, PROTO_MSG_LOG_LEVEL);
+	if (level)
+		frame_writer_str(&c->out, PROTO_TAG_LOG_LEVEL, level);
+	return transact(c, id, deadline, parse_log_level_reply, out);
+}
+
 /* At most this many reads per lmrsec_process(), so an agent that keeps
  * sending cannot hold the caller's loop. */
 #define LMRSEC_PROCESS_MAX_READS 64
@@ -1439,6 +1629,8 @@ static int ready_mask(const struct lmrsec *c)
 		mask |= LMRSEC_READY_EVENT;
 	if (c->send_state == SEND_STATE_DONE)
 		mask |= LMRSEC_READY_SEND;
+	if (c->traces.head)
+		mask |= LMRSEC_READY_TRACE;
 	return mask;
 }
 

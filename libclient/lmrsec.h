@@ -266,10 +266,48 @@ int lmrsec_next_event(struct lmrsec *c, struct lmrsec_event **out, int timeout_m
 int lmrsec_pending_events(const struct lmrsec *c);
 void lmrsec_event_free(struct lmrsec_event *e);
 
+/* Operator role: the SIP trace and the agent's log level, for the agent's
+ * own user and root only (-EPERM for anyone else).  An agent older than
+ * them answers -EOPNOTSUPP. */
+
+/* One SIP message the agent sent or received, as `lmrsecctl trace` shows
+ * it: start line and headers in full, every body replaced by its content
+ * type, size and SHA-256 (never its bytes). */
+struct lmrsec_trace {
+	uint64_t time_us;            /* when it went on or off the wire */
+	int outgoing;                /* 1: sent by the agent, 0: received */
+	char transport[8];           /* udp, tcp, tls */
+	char peer[64];               /* the other end, ADDR:PORT or [ADDR]:PORT */
+	uint64_t size;               /* octets of the message on the wire */
+	uint64_t dropped;            /* messages not shown just before this one
+	                                (the trace reader did not keep up) */
+	char *text;                  /* lines ending in "\n"; never NULL */
+};
+
+/* Makes this connection a tracer: every later SIP message comes to it.
+ * -EALREADY when it already is one. */
+int lmrsec_trace(struct lmrsec *c, int timeout_ms);
+/* Waits for the next message (0 polls), as lmrsec_next_event().  Free it
+ * with lmrsec_trace_free(). */
+int lmrsec_next_trace(struct lmrsec *c, struct lmrsec_trace **out, int timeout_ms);
+void lmrsec_trace_free(struct lmrsec_trace *t);
+
+/* Level names: error, warning, message, info, debug. */
+#define LMRSEC_LOG_LEVEL_MAX 15
+struct lmrsec_log_level {
+	char previous[LMRSEC_LOG_LEVEL_MAX + 1];
+	char current[LMRSEC_LOG_LEVEL_MAX + 1];
+};
+/* Sets the agent's log level until it stops (level NULL only asks, which
+ * any connection may).  -EINVAL: not a level the agent knows. */
+int lmrsec_log_level(struct lmrsec *c, const char *level, struct lmrsec_log_level *out,
+		     int timeout_ms);
+
 /* What lmrsec_process() reports waiting in the handle. */
 #define LMRSEC_READY_DELIVERY	0x1  /* lmrsec_next_delivery(c, &d, 0) */
 #define LMRSEC_READY_EVENT	0x2  /* lmrsec_next_event(c, &e, 0) */
 #define LMRSEC_READY_SEND	0x4  /* lmrsec_send_finish(c, &r, 0) */
+#define LMRSEC_READY_TRACE	0x8  /* lmrsec_next_trace(c, &t, 0) */
 
 /* Reads whatever the agent has sent, never blocking, and returns the mask
  * of what waits in the handle (0: nothing yet); a negative errno once the

@@ -27,6 +27,10 @@ enum proto_msg {
 	PROTO_MSG_SEND = 0x06,       /* LMR_TYPE, PAYLOAD, TO (optional), TIMEOUT_MS */
 	PROTO_MSG_MONITOR = 0x07,    /* no fields: EVENT frames follow the OK */
 	PROTO_MSG_QUEUE = 0x08,      /* AFTER_ID, LIMIT (both optional) */
+	PROTO_MSG_TRACE = 0x09,      /* no fields: TRACE_EVENT frames follow the OK;
+	                                the agent's own uid and root only */
+	PROTO_MSG_LOG_LEVEL = 0x0a,  /* LOG_LEVEL (optional: absent only asks);
+	                                the agent's own uid and root only */
 
 	/* agent -> client */
 	PROTO_MSG_HELLO_OK = 0x81,   /* VERSION, AGENT_VERSION */
@@ -42,6 +46,10 @@ enum proto_msg {
 	                                FINGERPRINT, SIP_STATUS, SIP_REASON,
 	                                REG_STATE (as the kind has them) */
 	PROTO_MSG_LIST = 0x88,       /* ENTRY (repeated), MORE */
+	PROTO_MSG_TRACE_EVENT = 0x89, /* request id 0; TRACE_DIRECTION,
+	                                TRACE_TRANSPORT, TRACE_PEER, EVENT_TIME_US,
+	                                TRACE_SIZE, TRACE_TEXT, TRACE_DROPPED */
+	PROTO_MSG_LOG_LEVEL_REPLY = 0x8a, /* LOG_LEVEL, LOG_LEVEL_PREVIOUS */
 };
 
 enum proto_tag {
@@ -96,6 +104,15 @@ enum proto_tag {
 	                                    PAYLOAD_SIZE, FINGERPRINT, IN_FLIGHT */
 	PROTO_TAG_IN_FLIGHT = 0x46,      /* u32 1: delivered, not yet acked */
 	PROTO_TAG_MORE = 0x47,           /* u32 1: more entries after the last */
+	/* SIP trace and log level (operator requests) */
+	PROTO_TAG_TRACE_DIRECTION = 0x50, /* str: in|out (as the agent sees it) */
+	PROTO_TAG_TRACE_TRANSPORT = 0x51, /* str: udp|tcp|tls */
+	PROTO_TAG_TRACE_PEER = 0x52,     /* str: the other end, ADDR:PORT or [ADDR]:PORT */
+	PROTO_TAG_TRACE_SIZE = 0x53,     /* u64 octets of the message on the wire */
+	PROTO_TAG_TRACE_TEXT = 0x54,     /* str: start line, headers, body summary */
+	PROTO_TAG_TRACE_DROPPED = 0x55,  /* u64 trace events dropped just before */
+	PROTO_TAG_LOG_LEVEL = 0x56,      /* str: error|warning|message|info|debug */
+	PROTO_TAG_LOG_LEVEL_PREVIOUS = 0x57, /* str: the level before the change */
 };
 
 #define PROTO_LMR_TYPE_ALL "*"

@@ -21,10 +21,25 @@ Modes, each printing key=value results on one line:
                       closed=C other=O silent=S failed=F slowest_refusal=SEC"
                       (accepted: HELLO_OK; eusers: told the agent is full;
                       closed: without a word; failed: connect() failed)
+  swarm KIND N        open N connections as fast as it can, each misbehaving
+                      as KIND, print "open=N", then watch them --hold
+                      seconds and print "kind=K n=N opened=O failed=F
+                      eusers=E closed=C still_open=S max_close_after=SEC"
+                      (closed: by the agent, those told E not counted;
+                      max_close_after: the longest connect -> close;
+                      a nonreader's close is seen through POLLRDHUP, with
+                      its input unread). KIND:
+                        garbage   random bytes (64 octets)
+                        oversize  HELLO, then a length of 0xFFFFFFF0
+                        half      HELLO, then half a STATUS frame
+                        nonreader HELLO + SUBSCRIBE to LMR type PREFIX<i>
+                                  (--type-prefix, default H), then reads
+                                  nothing at all
 """
 
 import argparse
 import hashlib
+import os
 import select
 import socket
 import struct
@@ -248,6 +263,79 @@ def mode_burst(args):
     return 0
 
 
+def swarm_act(kind, s, i, prefix):
+    if kind == "garbage":
+        s.sendall(os.urandom(64))
+    elif kind == "oversize":
+        s.sendall(HELLO_FRAME + struct.pack(">I", 0xFFFFFFF0) + b"\x05\x00\x00")
+    elif kind == "half":
+        s.sendall(HELLO_FRAME + STATUS_FRAME[:6])
+    elif kind == "nonreader":
+        s.sendall(HELLO_FRAME + frame(SUBSCRIBE, 2, field(
+            T_LMR_TYPE, ("%s%d" % (prefix, i)).encode())))
+
+
+def mode_swarm(args):
+    conns, failed, opened_at = [], 0, {}
+    for i in range(args.n):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(args.socket)
+            opened_at[s] = time.monotonic()
+            swarm_act(args.kind, s, i, args.type_prefix)
+        except (BrokenPipeError, ConnectionResetError):
+            pass                        # closed already: seen below
+        except OSError:
+            failed += 1
+            s.close()
+            continue
+        s.setblocking(False)
+        conns.append(s)
+    print("open=%d" % len(conns), flush=True)
+    # A nonreader reads nothing: whether the agent closed it shows as
+    # POLLRDHUP/POLLHUP from poll() alone.
+    state = {s: None for s in conns}    # None: open; else (kind, seconds)
+    deadline = time.monotonic() + args.hold
+    poller = select.poll()
+    for s in conns:
+        poller.register(s, select.POLLIN if args.kind != "nonreader"
+                        else getattr(select, "POLLRDHUP", 0))
+    by_fd = {s.fileno(): s for s in conns}
+    bufs = {s: b"" for s in conns}
+    while time.monotonic() < deadline and any(v is None for v in state.values()):
+        for fd, ev in poller.poll(100):
+            s = by_fd[fd]
+            if state[s] is not None:
+                continue
+            if args.kind == "nonreader":
+                if ev & (select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)):
+                    state[s] = ("closed", time.monotonic() - opened_at[s])
+                    poller.unregister(fd)
+                continue
+            try:
+                data = s.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            bufs[s] += data
+            if not data:
+                kind = "eusers" if first_frame_kind(bufs[s]) == "eusers" else "closed"
+                state[s] = (kind, time.monotonic() - opened_at[s])
+                poller.unregister(fd)
+    counts = {k: sum(1 for v in state.values() if v and v[0] == k)
+              for k in ("eusers", "closed")}
+    closes = [v[1] for v in state.values() if v and v[0] == "closed"]
+    print("kind=%s n=%d opened=%d failed=%d eusers=%d closed=%d still_open=%d "
+          "max_close_after=%.2f" % (args.kind, args.n, len(conns), failed,
+                                    counts["eusers"], counts["closed"],
+                                    sum(1 for v in state.values() if v is None),
+                                    max(closes) if closes else 0.0), flush=True)
+    for s in conns:
+        s.close()
+    return 0
+
+
 def main(argv):
     p = argparse.ArgumentParser(prog="rawclient.py")
     p.add_argument("--socket", required=True)
@@ -265,8 +353,15 @@ def main(argv):
     b.add_argument("n", type=int)
     b.add_argument("--wait", type=float, default=3.0,
                    help="seconds after the last connect to watch for refusals")
+    w = sub.add_parser("swarm")
+    w.add_argument("kind", choices=("garbage", "oversize", "half", "nonreader"))
+    w.add_argument("n", type=int)
+    w.add_argument("--hold", type=float, default=10.0)
+    w.add_argument("--type-prefix", default="H")
     args = p.parse_args(argv)
 
+    if args.mode == "swarm":
+        return mode_swarm(args)
     if args.mode == "idle":
         return mode_idle(args)
     if args.mode == "burst":

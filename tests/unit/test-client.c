@@ -1545,6 +1545,92 @@ static void test_events_read_before_close_are_handed_out(void **state)
 	lmrsec_close(c);
 }
 
+/* ---------- operator role: trace and log level ---------- */
+
+static void agent_trace(int fd, const char *direction, const char *text, uint64_t dropped)
+{
+	struct frame_writer w;
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_TRACE_EVENT, 0);
+	frame_writer_str(&w, PROTO_TAG_TRACE_DIRECTION, direction);
+	frame_writer_str(&w, PROTO_TAG_TRACE_TRANSPORT, "tcp");
+	frame_writer_str(&w, PROTO_TAG_TRACE_PEER, "127.0.0.1:5060");
+	frame_writer_u64(&w, PROTO_TAG_EVENT_TIME_US, 1700000000000009ull);
+	frame_writer_u64(&w, PROTO_TAG_TRACE_SIZE, 700);
+	if (text)
+		frame_writer_str(&w, PROTO_TAG_TRACE_TEXT, text);
+	if (dropped)
+		frame_writer_u64(&w, PROTO_TAG_TRACE_DROPPED, dropped);
+	agent_write(fd, &w);
+}
+
+static void script_trace_and_level(int fd)
+{
+	struct agent_frame *f = malloc(sizeof(*f));
+	struct frame_writer w;
+	uint32_t len;
+
+	AGENT_CHECK(f);
+	agent_hello(fd);
+	agent_expect(fd, f, PROTO_MSG_TRACE);
+	agent_reply_ok(fd, f->id);
+	agent_trace(fd, "in", "MESSAGE sip:a@b SIP/2.0\n", 0);
+	agent_trace(fd, "out", NULL, 0);		/* no text: malformed */
+	agent_trace(fd, "out", "SIP/2.0 200 OK\n", 3);
+	agent_expect(fd, f, PROTO_MSG_LOG_LEVEL);
+	AGENT_CHECK(agent_field_is(f, PROTO_TAG_LOG_LEVEL, "debug"));
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_LOG_LEVEL_REPLY, f->id);
+	frame_writer_str(&w, PROTO_TAG_LOG_LEVEL, "debug");
+	frame_writer_str(&w, PROTO_TAG_LOG_LEVEL_PREVIOUS, "message");
+	agent_write(fd, &w);
+	agent_expect(fd, f, PROTO_MSG_LOG_LEVEL);
+	AGENT_CHECK(agent_field(f, PROTO_TAG_LOG_LEVEL, &len) == NULL);
+	agent_reply_error(fd, f->id, EPERM, "changing the log level is for the agent's own user and root only");
+	free(f);
+	agent_wait_close(fd);
+}
+
+static void test_trace_and_log_level(void **state)
+{
+	struct lmrsec_log_level level;
+	struct lmrsec_trace *t;
+	struct fake f;
+	struct lmrsec *c;
+
+	(void) state;
+	fake_start(&f, script_trace_and_level);
+	c = connect_to(&f);
+	assert_int_equal(lmrsec_trace(c, 2000), 0);
+
+	assert_int_equal(lmrsec_next_trace(c, &t, 2000), 0);
+	assert_false(t->outgoing);
+	assert_string_equal(t->transport, "tcp");
+	assert_string_equal(t->peer, "127.0.0.1:5060");
+	assert_int_equal(t->time_us, 1700000000000009ull);
+	assert_int_equal(t->size, 700);
+	assert_int_equal(t->dropped, 0);
+	assert_string_equal(t->text, "MESSAGE sip:a@b SIP/2.0\n");
+	lmrsec_trace_free(t);
+	assert_int_equal(lmrsec_next_trace(c, &t, 2000), -EPROTO);
+	assert_null(t);
+	assert_int_equal(lmrsec_next_trace(c, &t, 2000), 0);
+	assert_true(t->outgoing);
+	assert_int_equal(t->dropped, 3);
+	lmrsec_trace_free(t);
+	assert_int_equal(lmrsec_process(c) & LMRSEC_READY_TRACE, 0);
+
+	assert_int_equal(lmrsec_log_level(c, "debug", &level, 2000), 0);
+	assert_string_equal(level.current, "debug");
+	assert_string_equal(level.previous, "message");
+	assert_int_equal(lmrsec_log_level(c, NULL, &level, 2000), -EPERM);
+	assert_non_null(strstr(lmrsec_last_error(c), "own user and root"));
+	assert_int_equal(lmrsec_log_level(c, "", &level, 2000), -EINVAL);
+	lmrsec_close(c);
+	fake_finish(&f);
+}
+
 /* ---------- spool listing ---------- */
 
 static void agent_list_page(int fd, uint32_t id, uint64_t first, uint64_t n,
@@ -1980,6 +2066,7 @@ int main(void)
 		cmocka_unit_test(test_monitor_events_parsed_in_order),
 		cmocka_unit_test(test_malformed_event_is_eproto_in_its_place),
 		cmocka_unit_test(test_events_read_before_close_are_handed_out),
+		cmocka_unit_test(test_trace_and_log_level),
 		cmocka_unit_test(test_queue_walks_pages),
 		cmocka_unit_test(test_process_reports_what_waits),
 		cmocka_unit_test(test_connect_over_cap_is_eusers),

@@ -8,7 +8,7 @@
  *   gcc -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes \
  *       -Wstrict-prototypes -Werror -g -Iagent -Ilibclient \
  *       $(pkg-config --cflags glib-2.0 cmocka) \
- *       agent/server.c libclient/frame.c tests/unit/test-server.c \
+ *       agent/server.c agent/request.c libclient/frame.c tests/unit/test-server.c \
  *       -o /tmp/test-server $(pkg-config --libs glib-2.0 cmocka)
  * and the same with -fsanitize=address,undefined -fno-omit-frame-pointer
  * -fno-sanitize-recover=undefined added.
@@ -42,6 +42,7 @@
 #include "frame.h"
 #include "proto.h"
 #include "server.h"
+#include "trace.h"
 
 #define NOBODY_UID	65534
 #define NOGROUP_GID	65534
@@ -2141,6 +2142,274 @@ static void test_allowed_group_accepted(void **state)
 	assert_int_equal(run_nobody(fx, true), 1);
 }
 
+/* ---------- operator requests: TRACE and LOG_LEVEL ---------- */
+
+static struct {
+	int n_on, n_off;
+	const char *level;	/* the fake log level */
+} ops_seen;
+
+static void fake_trace_switch(void *ctx, bool on)
+{
+	assert_ptr_equal(ctx, &ops_seen);
+	if (on)
+		ops_seen.n_on++;
+	else
+		ops_seen.n_off++;
+}
+
+static int fake_log_level(void *ctx, const char *level, const char **previous,
+			  const char **current)
+{
+	assert_ptr_equal(ctx, &ops_seen);
+	*previous = ops_seen.level;
+	if (level) {
+		if (strcmp(level, "debug") != 0 && strcmp(level, "warning") != 0)
+			return -EINVAL;
+		ops_seen.level = g_intern_string(level);
+	}
+	*current = ops_seen.level;
+	return 0;
+}
+
+static const struct server_operator_ops fake_ops = {
+	.trace_switch = fake_trace_switch,
+	.log_level = fake_log_level,
+};
+
+static void start_with_ops(struct fixture *fx, const struct server_config *cfg)
+{
+	memset(&ops_seen, 0, sizeof(ops_seen));
+	ops_seen.level = "message";
+	assert_int_equal(start_with(fx, cfg), 0);
+	server_set_operator_ops(fx->server, &fake_ops, &ops_seen);
+}
+
+static struct client *tracer_ready(const struct fixture *fx)
+{
+	struct client *c = client_ready(fx);
+	struct reply r;
+
+	send_empty(c, PROTO_MSG_TRACE, 2);
+	client_expect(c, PROTO_MSG_OK, 2, &r);
+	reply_clear(&r);
+	return c;
+}
+
+static void send_log_level(struct client *c, uint32_t id, const char *level)
+{
+	struct frame_writer w;
+
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_LOG_LEVEL, id);
+	if (level)
+		frame_writer_str(&w, PROTO_TAG_LOG_LEVEL, level);
+	client_send(c, &w);
+}
+
+static void test_operator_requests_without_ops(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = client_ready(fx);
+	send_empty(c, PROTO_MSG_TRACE, 2);
+	client_expect(c, PROTO_MSG_ERROR, 2, &r);
+	assert_error(&r, 2, EOPNOTSUPP, "SIP trace is not available");
+	reply_clear(&r);
+	send_log_level(c, 3, "debug");
+	client_expect(c, PROTO_MSG_ERROR, 3, &r);
+	assert_error(&r, 3, EOPNOTSUPP, "cannot be changed");
+	reply_clear(&r);
+	client_free(c);
+}
+
+static void test_trace_events_reach_tracers_only(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	struct trace_record rec = {
+		.direction = TRACE_DIRECTION_IN, .transport = "tcp",
+		.peer = "127.0.0.1:5060", .time_us = INT64_C(1700000000000002),
+		.len = 512,
+	};
+	struct client *tracer, *other;
+	struct reply r;
+
+	start_with_ops(fx, &cfg);
+	tracer = tracer_ready(fx);
+	other = client_ready(fx);
+	assert_int_equal(ops_seen.n_on, 1);
+
+	server_trace(fx->server, &rec, "MESSAGE sip:a@b SIP/2.0\n[body: x, 1 bytes]\n", 2);
+	client_expect(tracer, PROTO_MSG_TRACE_EVENT, 0, &r);
+	assert_str_field(&r, PROTO_TAG_TRACE_DIRECTION, "in");
+	assert_str_field(&r, PROTO_TAG_TRACE_TRANSPORT, "tcp");
+	assert_str_field(&r, PROTO_TAG_TRACE_PEER, "127.0.0.1:5060");
+	assert_int_equal(reply_u64(&r, PROTO_TAG_EVENT_TIME_US), 1700000000000002);
+	assert_int_equal(reply_u64(&r, PROTO_TAG_TRACE_SIZE), 512);
+	assert_int_equal(reply_u64(&r, PROTO_TAG_TRACE_DROPPED), 2);
+	assert_str_field(&r, PROTO_TAG_TRACE_TEXT, "MESSAGE sip:a@b SIP/2.0\n[body: x, 1 bytes]\n");
+	reply_clear(&r);
+
+	/* none for the other connection: its next frame is its own reply */
+	send_empty(other, PROTO_MSG_STATUS, 3);
+	client_expect(other, PROTO_MSG_STATUS_REPLY, 3, &r);
+	reply_clear(&r);
+
+	send_empty(tracer, PROTO_MSG_TRACE, 4);
+	client_expect(tracer, PROTO_MSG_ERROR, 4, &r);
+	assert_error(&r, 4, EALREADY, "already traces");
+	reply_clear(&r);
+	assert_int_equal(ops_seen.n_on, 1);
+
+	/* the last tracer gone: tracing off */
+	client_free(tracer);
+	pump();
+	pump();
+	assert_int_equal(ops_seen.n_off, 1);
+	client_free(other);
+}
+
+/* A tracer that does not read loses trace events, counted, and stays. */
+static void test_slow_tracer_drops_not_closed(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	struct trace_record rec = { .transport = "udp", .peer = "[::1]:5060", .len = 1 };
+	char *text = g_malloc(60001);
+	struct client *c;
+	struct reply r;
+	int i, got = 0;
+
+	memset(text, 'h', 60000);
+	text[60000] = '\0';
+	cfg.max_output_bytes = SERVER_MIN_MAX_OUTPUT;
+	start_with_ops(fx, &cfg);
+	c = tracer_ready(fx);
+	for (i = 0; i < 200; i++)
+		server_trace(fx->server, &rec, text, 0);
+	pump();
+	/* read what was queued (until none comes for WAIT_MS), then one more
+	 * comes with the count of the others */
+	while (client_recv(c, &r) == 0) {
+		assert_int_equal(r.type, PROTO_MSG_TRACE_EVENT);
+		assert_int_equal(reply_field(&r, PROTO_TAG_TRACE_DROPPED, NULL, NULL), 0);
+		reply_clear(&r);
+		got++;
+	}
+	assert_true(got > 0 && got < 200);
+	server_trace(fx->server, &rec, "SIP/2.0 200 OK\n", 0);
+	client_expect(c, PROTO_MSG_TRACE_EVENT, 0, &r);
+	assert_int_equal(reply_u64(&r, PROTO_TAG_TRACE_DROPPED), (uint64_t) (200 - got));
+	reply_clear(&r);
+	g_free(text);
+	client_free(c);
+}
+
+static void test_log_level_set_and_ask(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	struct client *c;
+	struct reply r;
+
+	start_with_ops(fx, &cfg);
+	c = client_ready(fx);
+	send_log_level(c, 2, NULL);
+	client_expect(c, PROTO_MSG_LOG_LEVEL_REPLY, 2, &r);
+	assert_str_field(&r, PROTO_TAG_LOG_LEVEL, "message");
+	assert_str_field(&r, PROTO_TAG_LOG_LEVEL_PREVIOUS, "message");
+	reply_clear(&r);
+
+	send_log_level(c, 3, "debug");
+	client_expect(c, PROTO_MSG_LOG_LEVEL_REPLY, 3, &r);
+	assert_str_field(&r, PROTO_TAG_LOG_LEVEL, "debug");
+	assert_str_field(&r, PROTO_TAG_LOG_LEVEL_PREVIOUS, "message");
+	reply_clear(&r);
+
+	send_log_level(c, 4, "loud");
+	client_expect(c, PROTO_MSG_ERROR, 4, &r);
+	assert_error(&r, 4, EINVAL, "unknown log level \"loud\"");
+	reply_clear(&r);
+	assert_string_equal(ops_seen.level, "debug");
+	client_free(c);
+}
+
+/* In a child: become nobody, HELLO, send one request of type (LOG_LEVEL
+ * with "debug"), and exit with the ERROR_CODE of the answer (0: not an
+ * error, 200+: trouble). */
+static int child_operator_request(const char *path, uint8_t type)
+{
+	struct client c = { .fd = -1 };
+	struct frame_writer w;
+	const uint8_t *frame, *v;
+	struct reply r;
+	size_t len;
+	uint32_t vlen, code = 0;
+
+	if (setgroups(0, NULL) < 0 || setgid(NOGROUP_GID) < 0 || setuid(NOBODY_UID) < 0)
+		return 200;
+	c.fd = connect_to(path);
+	if (c.fd < 0)
+		return 201;
+	frame_decoder_init(&c.dec);
+	frame_writer_init(&w);
+	frame_writer_begin(&w, PROTO_MSG_HELLO, 1);
+	frame_writer_u32(&w, PROTO_TAG_VERSION_MIN, 1);
+	frame_writer_u32(&w, PROTO_TAG_VERSION_MAX, 1);
+	frame_writer_end(&w, &frame, &len);
+	if (send(c.fd, frame, len, MSG_NOSIGNAL) != (ssize_t) len)
+		return 202;
+	frame_writer_begin(&w, type, 2);
+	if (type == PROTO_MSG_LOG_LEVEL)
+		frame_writer_str(&w, PROTO_TAG_LOG_LEVEL, "debug");
+	frame_writer_end(&w, &frame, &len);
+	if (send(c.fd, frame, len, MSG_NOSIGNAL) != (ssize_t) len)
+		return 203;
+	frame_writer_clear(&w);
+	if (client_recv(&c, &r) < 0 || r.type != PROTO_MSG_HELLO_OK)
+		return 204;
+	reply_clear(&r);
+	if (client_recv(&c, &r) < 0 || r.id != 2)
+		return 205;
+	if (r.type == PROTO_MSG_ERROR && reply_field(&r, PROTO_TAG_ERROR_CODE, &v, &vlen) == 1)
+		frame_value_u32(v, vlen, &code);
+	return (int) code;
+}
+
+static void test_operator_requests_refused_for_other_users(void **state)
+{
+	struct fixture *fx = *state;
+	struct server_config cfg = default_config(fx);
+	char *users[] = { "nobody", NULL };
+	const uint8_t types[] = { PROTO_MSG_TRACE, PROTO_MSG_LOG_LEVEL };
+	int status;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		print_message("skipped: needs root to connect as another uid\n");
+		skip();
+	}
+
+	cfg.allowed_users = users;
+	start_with_ops(fx, &cfg);
+	open_path_to_everyone(fx);
+	for (size_t i = 0; i < sizeof(types); i++) {
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0)
+			_exit(child_operator_request(fx->path, types[i]));
+		pump_until_child_exits(pid, &status);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), EPERM);
+	}
+	assert_int_equal(ops_seen.n_on, 0);
+	assert_string_equal(ops_seen.level, "message");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -2202,6 +2471,11 @@ int main(void)
 		T(test_connection_cap_tells_eusers),
 		T(test_allowed_peers_open_socket_modes),
 		T(test_agent_types_sent_back_are_unknown),
+		T(test_operator_requests_without_ops),
+		T(test_trace_events_reach_tracers_only),
+		T(test_slow_tracer_drops_not_closed),
+		T(test_log_level_set_and_ask),
+		T(test_operator_requests_refused_for_other_users),
 	};
 
 	g_log_set_handler("lmrsec-server", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL |

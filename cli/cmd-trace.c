@@ -1,0 +1,200 @@
+/*
+ * cmd-trace.c — `lmrsecctl trace`: the SIP messages the agent sends and
+ * receives, as they go, with start line and headers in full and every body
+ * replaced by its content type, size and SHA-256 (the agent sanitises them:
+ * agent/trace.c).  For the agent's own user and root only.
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "json.h"
+
+/* The longest wait between two looks at the stop flag. */
+#define TRACE_TICK_MS		500
+
+enum trace_opt {
+	TRACE_OPT_COUNT = CLI_OPT_COMMAND_BASE,
+	TRACE_OPT_TIMEOUT,
+};
+
+struct trace_args {
+	uint64_t count;		/* 0: no count */
+	int timeout_ms;		/* -1: run until stopped */
+};
+
+static void trace_usage(void)
+{
+	printf("Usage: lmrsecctl trace [--count N] [--timeout S] [--json]\n"
+	       "\n"
+	       "Streams the SIP messages the agent sends and receives, as they go:\n"
+	       "direction, transport, peer, time and size, then the start line and\n"
+	       "the headers in full; every body is replaced by its content type, size\n"
+	       "and SHA-256 fingerprint (each part of a multipart body too, and the\n"
+	       "payload of an interworking-data part), never its bytes. For the\n"
+	       "agent's own user and root only. With --json, one JSON object per\n"
+	       "message (NDJSON).\n"
+	       "\n"
+	       "  --count N       stop after N messages\n"
+	       "  --timeout S     stop after S seconds\n"
+	       CLI_GLOBAL_HELP
+	       "\n"
+	       "Exits 0 when stopped by --count, --timeout, SIGINT or SIGTERM; 4 when\n"
+	       "--timeout ends it before --count messages came; 1 when the agent\n"
+	       "refuses (not the agent's user or root) or closes the connection.\n");
+}
+
+static int trace_parse(struct cli *cli, int argc, char **argv, struct trace_args *a)
+{
+	static const struct option options[] = {
+		CLI_GLOBAL_LONG_OPTIONS,
+		{ "count", required_argument, NULL, TRACE_OPT_COUNT },
+		{ "timeout", required_argument, NULL, TRACE_OPT_TIMEOUT },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	while ((opt = cli_getopt(cli, argc, argv, ":h", options)) != -1) {
+		if (cli_global_option(cli, opt, optarg))
+			continue;
+
+		switch (opt) {
+		case 'h':
+			trace_usage();
+			return -1;
+		case TRACE_OPT_COUNT:
+			if (cli_parse_count(optarg, &a->count) < 0)
+				return cli_usage_error(cli, "--count wants a number > 0, not '%s'", optarg);
+			break;
+		case TRACE_OPT_TIMEOUT:
+			if (cli_parse_timeout(optarg, &a->timeout_ms) < 0)
+				return cli_usage_error(cli, "--timeout wants seconds > 0, not '%s'", optarg);
+			break;
+		default:
+			return CLI_EXIT_USAGE;
+		}
+	}
+
+	if (optind < argc)
+		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+
+	return 0;
+}
+
+/* ---------- printing one message ---------- */
+
+static void trace_print_json(const struct lmrsec_trace *t)
+{
+	char when[CLI_TIME_MAX];
+	struct json j;
+
+	cli_format_time(t->time_us, when);
+	json_begin(&j, stdout);
+	json_uint(&j, "time_us", t->time_us);
+	json_string(&j, "time", when);
+	json_string(&j, "direction", t->outgoing ? "out" : "in");
+	json_string(&j, "transport", t->transport);
+	json_string(&j, "peer", t->peer);
+	json_uint(&j, "size", t->size);
+	if (t->dropped)
+		json_uint(&j, "dropped", t->dropped);
+	json_string(&j, "text", t->text);
+	json_end(&j);
+}
+
+/* Line breaks and tabs stay; other control characters (text from the SIP
+ * network) become '?', so a terminal cannot be driven by a header. */
+static void print_text(char *text)
+{
+	unsigned char *p;
+
+	for (p = (unsigned char *) text; *p; p++)
+		if ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f)
+			*p = '?';
+	fputs(text, stdout);
+	if (p > (unsigned char *) text && p[-1] != '\n')
+		putchar('\n');
+}
+
+/* "2024-05-01T12:00:00.123456Z out tcp 127.0.0.1:5060 512 bytes", the
+ * text, an empty line. */
+static void trace_print_human(struct lmrsec_trace *t)
+{
+	char when[CLI_TIME_MAX];
+
+	cli_format_time(t->time_us, when);
+	if (t->dropped)
+		printf("[%" PRIu64 " messages not shown: the trace fell behind]\n\n", t->dropped);
+	printf("%s %s %s %s %" PRIu64 " bytes\n", when, t->outgoing ? "out" : "in",
+	       cli_scrub(t->transport), cli_scrub(t->peer), t->size);
+	print_text(t->text);
+	printf("\n");
+	fflush(stdout);	/* whole messages, even into a pipe */
+}
+
+/* ---------- the stream ---------- */
+
+static int trace_stream(struct cli *cli, struct lmrsec *c, const struct trace_args *a)
+{
+	int64_t deadline = a->timeout_ms > 0 ? cli_deadline(a->timeout_ms) : 0;
+	struct lmrsec_trace *t;
+	uint64_t seen = 0;
+	int wait, left, e;
+
+	while (!cli_stop_requested() && (!a->count || seen < a->count)) {
+		wait = TRACE_TICK_MS;
+		if (deadline) {
+			left = cli_time_left(deadline);
+			if (left == 0)
+				return a->count ? CLI_EXIT_TIMEOUT : CLI_EXIT_OK;
+			if (left < wait)
+				wait = left;
+		}
+
+		e = lmrsec_next_trace(c, &t, wait);
+		if (e == -ETIMEDOUT || e == -EINTR)
+			continue;
+		if (e < 0)
+			return cli_fail(cli, c, e, "trace ended");
+
+		if (cli->json)
+			trace_print_json(t);
+		else
+			trace_print_human(t);
+		lmrsec_trace_free(t);
+		seen++;
+	}
+
+	return CLI_EXIT_OK;
+}
+
+int cmd_trace(struct cli *cli, int argc, char **argv)
+{
+	struct trace_args a = { .timeout_ms = -1 };
+	struct lmrsec *c;
+	int e;
+
+	e = trace_parse(cli, argc, argv, &a);
+	if (e)
+		return e < 0 ? CLI_EXIT_OK : e;
+
+	cli_catch_stop_signals();
+	e = cli_connect(cli, CLI_REQUEST_TIMEOUT_MS, &c);
+	if (e)
+		return e;
+
+	e = lmrsec_trace(c, CLI_REQUEST_TIMEOUT_MS);
+	if (e < 0) {
+		e = cli_fail(cli, c, e, "cannot trace");
+		lmrsec_close(c);
+		return e;
+	}
+
+	e = trace_stream(cli, c, &a);
+	lmrsec_close(c);
+	return e;
+}
