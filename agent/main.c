@@ -34,6 +34,7 @@
 #include "server.h"
 #include "sip.h"
 #include "spool.h"
+#include "trace.h"
 
 #define AGENT_NAME "lmrsec-agent"
 #define SYSTEM_CONFIG CONFIG_SYSTEM_PATH
@@ -348,6 +349,53 @@ static int start_sip(struct agent *a, const char *password, char **error)
 	return r;
 }
 
+/* --- operator requests: the socket side asks, the SIP side and the log answer --- */
+
+/* A SIP message for `lmrsecctl trace`, sanitised once for every tracer. */
+static void on_sip_trace(void *ctx, const struct trace_record *rec, unsigned dropped)
+{
+	struct agent *a = ctx;
+	bool stream = strcmp(rec->transport, "udp") != 0;
+	char *text = NULL;
+
+	if (!a->server)
+		return;
+	if (trace_sanitise(rec->bytes, rec->len, stream, &text) < 0)
+		text = strdup("[not shown: out of memory]");
+	if (text)
+		server_trace(a->server, rec, text, dropped);
+	free(text);
+}
+
+static void on_trace_switch(void *ctx, bool on)
+{
+	struct agent *a = ctx;
+
+	if (a->sip)
+		sip_set_trace(a->sip, on ? on_sip_trace : NULL, a);
+}
+
+static int on_log_level(void *ctx, const char *name, const char **previous,
+			const char **current)
+{
+	enum log_level level;
+
+	(void)ctx;
+	*previous = log_level_name(log_get_level());
+	if (name) {
+		if (log_level_from_name(name, &level) < 0)
+			return -EINVAL;
+		log_set_level(level);
+	}
+	*current = log_level_name(log_get_level());
+	return 0;
+}
+
+static const struct server_operator_ops operator_ops = {
+	.trace_switch = on_trace_switch,
+	.log_level = on_log_level,
+};
+
 static void on_sip_stopped(void *ctx)
 {
 	struct agent *a = ctx;
@@ -413,6 +461,8 @@ static int agent_start(struct agent *a, const struct options *o)
 		r = start_server(a, o->socket, &error);
 	if (r == 0)
 		r = start_sip(a, password, &error);
+	if (r == 0)
+		server_set_operator_ops(a->server, &operator_ops, a);
 	creds_free(password);
 	if (r < 0)
 		fprintf(stderr, AGENT_NAME ": %s\n", error ? error : g_strerror(-r));
@@ -421,6 +471,8 @@ static int agent_start(struct agent *a, const struct options *o)
 
 static void agent_free(struct agent *a)
 {
+	if (a->sip)
+		sip_set_trace(a->sip, NULL, NULL);
 	if (a->server)
 		server_stop(a->server);
 	if (a->broker)
@@ -447,8 +499,7 @@ int main(int argc, char **argv)
 	forbid_core_dumps();
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
-	if (o.verbose)
-		g_log_set_debug_enabled(TRUE);
+	log_init(o.verbose);
 	spool_global_init();
 	sip_global_init();
 	a.loop = g_main_loop_new(NULL, FALSE);

@@ -18,6 +18,7 @@ struct sip_op;
 #define NUA_MAGIC_T struct sip
 #define NUA_HMAGIC_T struct sip_op
 
+#include <sofia-sip/msg_addr.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/nua.h>
 #include <sofia-sip/sip_header.h>
@@ -25,6 +26,7 @@ struct sip_op;
 #include <sofia-sip/su_glib.h>
 #include <sofia-sip/su_log.h>
 #include <sofia-sip/su_uniqueid.h>
+#include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
 #include <sofia-sip/url.h>
 
@@ -40,6 +42,7 @@ struct sip_op;
 	"P-Preferred-Service: " OUTBOUND_PREFERRED_SERVICE
 #define SIP_UNREGISTER_WAIT_MS 3000
 #define SIP_SHUTDOWN_WAIT_MS 5000
+#define SIP_INCOMPLETE_TIMEOUT_MS 3000	/* a message must arrive whole within 3 s */
 /* sofia-sip reports its own failures (no transport, no matching challenge)
  * with status codes from 900 up. */
 #define SIP_INTERNAL_STATUS 900
@@ -533,6 +536,137 @@ static gboolean on_tls_failure_logged(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
+/* --- SIP trace (lmrsecctl trace) --- */
+
+/* Set from the main thread; the stack thread reads `on` and adds to the
+ * counters.  Messages copied and not yet handed on are bounded: past
+ * SIP_TRACE_PENDING_MAX bytes a message is dropped and counted. */
+#define SIP_TRACE_PENDING_MAX	(4 * 1024 * 1024)
+#define SIP_TRACE_IOV_MAX	80	/* as sofia's own message log */
+static struct {
+	gint on;
+	gint pending;		/* bytes copied, not yet handed on */
+	gint dropped;		/* messages dropped since the last handed on */
+	sip_trace_fn fn;	/* main thread only */
+	void *ctx;
+} trace_hook;
+
+static void trace_record_free(gpointer data)
+{
+	struct trace_record *rec = data;
+
+	explicit_bzero(rec->bytes, rec->len);	/* bodies carry keys */
+	g_free(rec->bytes);
+	g_free(rec);
+}
+
+/* In the main loop: the message goes to whoever traces, if anyone still does. */
+static gboolean trace_hand_on(gpointer data)
+{
+	struct trace_record *rec = data;
+
+	g_atomic_int_add(&trace_hook.pending, -(gint) rec->len);
+	if (trace_hook.fn)
+		trace_hook.fn(trace_hook.ctx, rec,
+			      (unsigned) g_atomic_int_and((guint *) &trace_hook.dropped, 0));
+	return G_SOURCE_REMOVE;
+}
+
+static void trace_peer(msg_t *msg, char *out, size_t size)
+{
+	su_sockaddr_t const *su = msg_addr(msg);
+	char host[64] = "?";
+
+	if (!su) {
+		snprintf(out, size, "?");
+		return;
+	}
+	su_inet_ntop(su->su_family, SU_ADDR(su), host, sizeof(host));
+	snprintf(out, size, su->su_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
+		 (unsigned) ntohs(su->su_port));
+}
+
+/*
+ * sofia-sip's transport calls tport_log_msg() for every whole message it
+ * sends or receives while its message log is on (TPTAG_LOG, switched by
+ * sip_set_trace()), in the stack thread, with the message and its peer;
+ * its own version prints the message, body and all, to its log.  This one
+ * replaces it (the library calls it through its PLT): it copies the bytes
+ * for the main loop, where trace.c sanitises them, and prints nothing.
+ * Should a sofia-sip build not let it be replaced, sofia_message_dump()
+ * keeps sofia's printout out of our log.
+ */
+void tport_log_msg(tport_t *self, msg_t *msg, char const *what, char const *via,
+		   su_time_t now);
+void tport_log_msg(tport_t *self, msg_t *msg, char const *what, char const *via,
+		   su_time_t now)
+{
+	msg_iovec_t iov[SIP_TRACE_IOV_MAX];
+	struct trace_record *rec;
+	isize_t n, i;
+	size_t len = 0, off = 0;
+
+	(void)via;
+	(void)now;
+	if (!g_atomic_int_get(&trace_hook.on) || !msg)
+		return;
+	n = msg_iovec(msg, iov, SIP_TRACE_IOV_MAX);
+	for (i = 0; i < n && i < SIP_TRACE_IOV_MAX; i++)
+		len += iov[i].mv_len;
+	if (len > SIP_TRACE_PENDING_MAX ||
+	    g_atomic_int_add(&trace_hook.pending, (gint) len) > SIP_TRACE_PENDING_MAX - (gint) len) {
+		if (len <= SIP_TRACE_PENDING_MAX)
+			g_atomic_int_add(&trace_hook.pending, -(gint) len);
+		g_atomic_int_inc(&trace_hook.dropped);
+		return;
+	}
+
+	rec = g_new0(struct trace_record, 1);
+	rec->direction = what && what[0] == 'r' ? TRACE_DIRECTION_IN : TRACE_DIRECTION_OUT;
+	g_strlcpy(rec->transport, self ? tport_name(self)->tpn_proto : "?", sizeof(rec->transport));
+	trace_peer(msg, rec->peer, sizeof(rec->peer));
+	rec->time_us = g_get_real_time();
+	rec->bytes = g_malloc(len ? len : 1);
+	rec->len = len;
+	for (i = 0; i < n && i < SIP_TRACE_IOV_MAX; i++) {
+		memcpy(rec->bytes + off, iov[i].mv_base, iov[i].mv_len);
+		off += iov[i].mv_len;
+	}
+	g_idle_add_full(G_PRIORITY_DEFAULT, trace_hand_on, rec, trace_record_free);
+}
+
+/* sofia's own message printout ("recv 512 bytes from tcp/[...]:5060 at
+ * ...", the message's lines, a closing line of dashes): dropped, since it
+ * holds bodies.  Stack thread. */
+static bool sofia_message_dump(const char *text)
+{
+	static _Thread_local bool in_dump;
+	static gint warned;
+
+	if ((g_str_has_prefix(text, "recv ") || g_str_has_prefix(text, "send ") ||
+	     g_str_has_prefix(text, "sent ")) && strstr(text, " bytes ")) {
+		in_dump = true;
+		if (g_atomic_int_compare_and_exchange(&warned, 0, 1))
+			g_warning("SIP: sofia-sip prints SIP messages itself (TPORT_LOG set, or "
+				  "its tport_log_msg not replaceable); not logged, trace unavailable");
+		return true;
+	}
+	if (!in_dump)
+		return false;
+	if (g_str_has_prefix(text, "------"))
+		in_dump = false;
+	return true;
+}
+
+void sip_set_trace(struct sip *s, sip_trace_fn fn, void *ctx)
+{
+	trace_hook.fn = fn;
+	trace_hook.ctx = ctx;
+	g_atomic_int_set(&trace_hook.on, fn != NULL);
+	if (s && s->nua)
+		nua_set_params(s->nua, TPTAG_LOG(fn != NULL), TAG_END());
+}
+
 /* sofia-sip's own diagnostics go to the GLib log at debug level.  They come
  * from the stack's own thread (nua runs in a clone of the root), so what
  * matters to the adapter is handed to the main loop.  A server certificate
@@ -546,6 +680,8 @@ static void sofia_log(void *stream, char const *fmt, va_list ap)
 
 	(void)stream;
 	g_strchomp(line);
+	if (sofia_message_dump(text))
+		return;
 	g_debug("sofia: %s", line);
 	if (g_str_has_prefix(text, "-Error with certificate")) {
 		cert_error = true;
@@ -814,6 +950,13 @@ static int stack_create(struct sip *s, char **error)
 			    NUTAG_OUTBOUND("no-validate"),
 			    NUTAG_M_FEATURES(s->features),
 			    NUTAG_M_USERNAME(p->username),
+			    TAG_IF(g_atomic_int_get(&trace_hook.on), TPTAG_LOG(1)),
+			    /* A NUL in a header leaves sofia's parser waiting for
+			     * the rest of a message that never comes; with no
+			     * timeout that stalls the whole connection — with
+			     * Kamailio, the one we are registered on.  After 3 s
+			     * sofia answers 400 or closes it (fault-hostile-sip). */
+			    TPTAG_TIMEOUT(SIP_INCOMPLETE_TIMEOUT_MS),
 			    TAG_END());
 	if (!s->nua) {
 		*error = g_strdup_printf("cannot start SIP on %s (address in use or not local?)", url);

@@ -34,6 +34,7 @@ TB_DIR=
 TB_T0=
 TB_PIDS=()          # every process we started, stopped at exit
 TB_PID_NAMES=()
+TB_PID_STARTS=()    # their start times, to tell them from a reused PID
 TB_PORTS_FILE=
 TB_SIPP_TIMEOUT=${TB_SIPP_TIMEOUT:-20}
 TB_LAST_PID=
@@ -111,7 +112,7 @@ tb__cleanup() {
 	local rc=$1 i f
 	trap - EXIT INT TERM USR1
 	for ((i = ${#TB_PIDS[@]} - 1; i >= 0; i--)); do
-		tb_pid_alive "${TB_PIDS[i]}" || continue
+		tb__tracked_alive "$i" || continue
 		tb_log "stopping ${TB_PID_NAMES[i]} (pid ${TB_PIDS[i]})"
 		tb_stop_pid "${TB_PIDS[i]}"
 	done
@@ -135,6 +136,25 @@ tb__cleanup() {
 tb_track_pid() {
 	TB_PIDS+=("$1")
 	TB_PID_NAMES+=("$2")
+	TB_PID_STARTS+=("$(tb__start_time "$1")")
+}
+
+# The start time (clock ticks since boot) of PID, or nothing once it is gone.
+tb__start_time() {
+	local stat
+	read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
+	# shellcheck disable=SC2086  # split the fields after "(comm)"
+	set -- ${stat##*) }
+	echo "${20}"
+}
+
+# tb__tracked_alive I      true while the I-th tracked process runs: the
+#                          machine wraps PIDs quickly (tests of several
+#                          people at once), so a PID that ended and was
+#                          reaped may belong to someone else's process now
+tb__tracked_alive() {
+	[ -n "${TB_PID_STARTS[$1]}" ] && tb_pid_alive "${TB_PIDS[$1]}" &&
+		[ "$(tb__start_time "${TB_PIDS[$1]}")" = "${TB_PID_STARTS[$1]}" ]
 }
 
 # tb_pid_alive PID         true while PID exists and is not a zombie
@@ -197,8 +217,11 @@ tb_wait_for() {
 
 # tb_check_all_stopped     fail unless every process started here is gone
 tb_check_all_stopped() {
-	local pid left=
-	for pid in "${TB_PIDS[@]}" "${TB_KAM_CHILD_PIDS[@]}"; do
+	local pid i left=
+	for i in "${!TB_PIDS[@]}"; do
+		tb__tracked_alive "$i" && left="$left ${TB_PIDS[i]}"
+	done
+	for pid in "${TB_KAM_CHILD_PIDS[@]}"; do
 		tb_pid_alive "$pid" && left="$left $pid"
 	done
 	[ -z "$left" ] || tb_fail "processes still running:$left"
@@ -209,7 +232,7 @@ tb_check_all_stopped() {
 tb_stop_all() {
 	local i
 	for ((i = ${#TB_PIDS[@]} - 1; i >= 0; i--)); do
-		tb_pid_alive "${TB_PIDS[i]}" || { wait "${TB_PIDS[i]}" 2>/dev/null; continue; }
+		tb__tracked_alive "$i" || { wait "${TB_PIDS[i]}" 2>/dev/null; continue; }
 		tb_stop_pid "${TB_PIDS[i]}" ||
 			tb_log "WARNING: ${TB_PID_NAMES[i]} (pid ${TB_PIDS[i]}) did not stop"
 	done
