@@ -104,6 +104,17 @@ bool cli_stop_requested(void);
  * (3 unreachable, 4 timeout, 1 otherwise), else 0. */
 int cli_connect(const struct cli *cli, int timeout_ms, struct lmrsec **out);
 
+/* Takes the next item of a stream (an event, a trace message) within
+ * wait_ms and prints it: 0, -ETIMEDOUT or -EINTR when none came, or the
+ * library's error. */
+typedef int (*cli_stream_next_fn)(const struct cli *cli, struct lmrsec *c, int wait_ms);
+
+/* Runs a `monitor`/`trace` stream until count items (0: no limit), the
+ * timeout (negative: none; exit 4 when it ends a counted stream early,
+ * else 0), SIGINT/SIGTERM (0) or an error ("lmrsecctl: CMD: ENDED: why"). */
+int cli_stream(const struct cli *cli, struct lmrsec *c, uint64_t count,
+	       int timeout_ms, cli_stream_next_fn next, const char *ended);
+
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_send(struct cli *cli, int argc, char **argv);
 int cmd_receive(struct cli *cli, int argc, char **argv);

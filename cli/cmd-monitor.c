@@ -14,7 +14,6 @@
 #include "json.h"
 
 /* The longest wait between two looks at the stop flag. */
-#define MONITOR_TICK_MS		500
 
 enum monitor_opt {
 	MONITOR_OPT_COUNT = CLI_OPT_COMMAND_BASE,
@@ -144,40 +143,20 @@ static void event_print_human(struct lmrsec_event *ev)
 
 /* ---------- the stream ---------- */
 
-/* Until the count, the deadline, a signal or the end of the connection. */
-static int monitor_stream(struct cli *cli, struct lmrsec *c,
-			  const struct monitor_args *a)
+/* One event of the stream cli_stream() runs, printed. */
+static int monitor_next(const struct cli *cli, struct lmrsec *c, int wait_ms)
 {
-	int64_t deadline = a->timeout_ms > 0 ? cli_deadline(a->timeout_ms) : 0;
-	struct lmrsec_event *ev;
-	uint64_t seen = 0;
-	int wait, left, e;
+	struct lmrsec_event *item;
+	int e = lmrsec_next_event(c, &item, wait_ms);
 
-	while (!cli_stop_requested() && (!a->count || seen < a->count)) {
-		wait = MONITOR_TICK_MS;
-		if (deadline) {
-			left = cli_time_left(deadline);
-			if (left == 0)
-				return a->count ? CLI_EXIT_TIMEOUT : CLI_EXIT_OK;
-			if (left < wait)
-				wait = left;
-		}
-
-		e = lmrsec_next_event(c, &ev, wait);
-		if (e == -ETIMEDOUT || e == -EINTR)
-			continue;
-		if (e < 0)
-			return cli_fail(cli, c, e, "event stream ended");
-
-		if (cli->json)
-			event_print_json(ev);
-		else
-			event_print_human(ev);
-		lmrsec_event_free(ev);
-		seen++;
-	}
-
-	return CLI_EXIT_OK;
+	if (e < 0)
+		return e;
+	if (cli->json)
+		event_print_json(item);
+	else
+		event_print_human(item);
+	lmrsec_event_free(item);
+	return 0;
 }
 
 int cmd_monitor(struct cli *cli, int argc, char **argv)
@@ -202,7 +181,7 @@ int cmd_monitor(struct cli *cli, int argc, char **argv)
 		return e;
 	}
 
-	e = monitor_stream(cli, c, &a);
+	e = cli_stream(cli, c, a.count, a.timeout_ms, monitor_next, "event stream ended");
 	lmrsec_close(c);
 	return e;
 }

@@ -15,7 +15,6 @@
 #include "json.h"
 
 /* The longest wait between two looks at the stop flag. */
-#define TRACE_TICK_MS		500
 
 enum trace_opt {
 	TRACE_OPT_COUNT = CLI_OPT_COMMAND_BASE,
@@ -138,38 +137,19 @@ static void trace_print_human(struct lmrsec_trace *t)
 
 /* ---------- the stream ---------- */
 
-static int trace_stream(struct cli *cli, struct lmrsec *c, const struct trace_args *a)
+static int trace_next(const struct cli *cli, struct lmrsec *c, int wait_ms)
 {
-	int64_t deadline = a->timeout_ms > 0 ? cli_deadline(a->timeout_ms) : 0;
-	struct lmrsec_trace *t;
-	uint64_t seen = 0;
-	int wait, left, e;
+	struct lmrsec_trace *item;
+	int e = lmrsec_next_trace(c, &item, wait_ms);
 
-	while (!cli_stop_requested() && (!a->count || seen < a->count)) {
-		wait = TRACE_TICK_MS;
-		if (deadline) {
-			left = cli_time_left(deadline);
-			if (left == 0)
-				return a->count ? CLI_EXIT_TIMEOUT : CLI_EXIT_OK;
-			if (left < wait)
-				wait = left;
-		}
-
-		e = lmrsec_next_trace(c, &t, wait);
-		if (e == -ETIMEDOUT || e == -EINTR)
-			continue;
-		if (e < 0)
-			return cli_fail(cli, c, e, "trace ended");
-
-		if (cli->json)
-			trace_print_json(t);
-		else
-			trace_print_human(t);
-		lmrsec_trace_free(t);
-		seen++;
-	}
-
-	return CLI_EXIT_OK;
+	if (e < 0)
+		return e;
+	if (cli->json)
+		trace_print_json(item);
+	else
+		trace_print_human(item);
+	lmrsec_trace_free(item);
+	return 0;
 }
 
 int cmd_trace(struct cli *cli, int argc, char **argv)
@@ -194,7 +174,7 @@ int cmd_trace(struct cli *cli, int argc, char **argv)
 		return e;
 	}
 
-	e = trace_stream(cli, c, &a);
+	e = cli_stream(cli, c, a.count, a.timeout_ms, trace_next, "trace ended");
 	lmrsec_close(c);
 	return e;
 }

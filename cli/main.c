@@ -274,6 +274,36 @@ int cli_time_left(int64_t deadline)
 	return left > INT_MAX ? INT_MAX : (int) left;
 }
 
+#define CLI_STREAM_TICK_MS	500	/* how often a stream looks at signals */
+
+int cli_stream(const struct cli *cli, struct lmrsec *c, uint64_t count,
+	       int timeout_ms, cli_stream_next_fn next, const char *ended)
+{
+	int64_t deadline = timeout_ms > 0 ? cli_deadline(timeout_ms) : 0;
+	uint64_t seen = 0;
+	int wait, left, e;
+
+	while (!cli_stop_requested() && (!count || seen < count)) {
+		wait = CLI_STREAM_TICK_MS;
+		if (deadline) {
+			left = cli_time_left(deadline);
+			if (left == 0)
+				return count ? CLI_EXIT_TIMEOUT : CLI_EXIT_OK;
+			if (left < wait)
+				wait = left;
+		}
+
+		e = next(cli, c, wait);
+		if (e == -ETIMEDOUT || e == -EINTR)
+			continue;
+		if (e < 0)
+			return cli_fail(cli, c, e, ended);
+		seen++;
+	}
+
+	return CLI_EXIT_OK;
+}
+
 /* What a failed connect means to the operator. */
 static const char *connect_hint(int err)
 {

@@ -1485,7 +1485,8 @@ int lmrsec_pending(const struct lmrsec *c)
 
 /* ---------- monitor role ---------- */
 
-int lmrsec_monitor(struct lmrsec *c, int timeout_ms)
+/* A request with no fields whose answer is OK or ERROR. */
+static int request_plain(struct lmrsec *c, uint8_t type, int timeout_ms)
 {
 	int64_t deadline = deadline_after(timeout_ms);
 	uint32_t id;
@@ -1496,8 +1497,13 @@ int lmrsec_monitor(struct lmrsec *c, int timeout_ms)
 	if (c->broken)
 		return c->broken;
 
-	id = request_begin(c, PROTO_MSG_MONITOR);
+	id = request_begin(c, type);
 	return transact(c, id, deadline, parse_ok, NULL);
+}
+
+int lmrsec_monitor(struct lmrsec *c, int timeout_ms)
+{
+	return request_plain(c, PROTO_MSG_MONITOR, timeout_ms);
 }
 
 static bool events_ready(const struct lmrsec *c)
@@ -1533,17 +1539,7 @@ int lmrsec_pending_events(const struct lmrsec *c)
 
 int lmrsec_trace(struct lmrsec *c, int timeout_ms)
 {
-	int64_t deadline = deadline_after(timeout_ms);
-	uint32_t id;
-
-	if (!c)
-		return -EINVAL;
-
-	if (c->broken)
-		return c->broken;
-
-	id = request_begin(c, PROTO_MSG_TRACE);
-	return transact(c, id, deadline, parse_ok, NULL);
+	return request_plain(c, PROTO_MSG_TRACE, timeout_ms);
 }
 
 static bool traces_ready(const struct lmrsec *c)
