@@ -148,6 +148,41 @@ static int body_fields_check(const uint8_t *body, size_t len)
 	return k;
 }
 
+/* Takes one field of a request: 0, or a negative errno with *why. */
+typedef int (*field_take_fn)(void *req, uint8_t tag, const uint8_t *v,
+			     uint32_t vlen, const char **why);
+
+/*
+ * Hands each field of a request body to take(), refusing a known tag
+ * given twice (*why = repeated) unless it is `repeatable`; seen gets the
+ * tags met.  -EBADMSG for a field running past the body.
+ */
+static int fields_take(const uint8_t *body, size_t len, uint8_t repeatable,
+		       const char *repeated, struct tag_set *seen,
+		       field_take_fn take, void *req, const char **why)
+{
+	struct frame_reader r;
+	const uint8_t *v;
+	uint32_t vlen;
+	uint8_t tag;
+	int k, e;
+
+	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
+		return -EBADMSG;
+
+	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
+		if (tag != repeatable && !field_first(seen, tag)) {
+			*why = repeated;
+			return -EINVAL;
+		}
+
+		e = take(req, tag, v, vlen, why);
+		if (e < 0)
+			return e;
+	}
+	return k < 0 ? -EBADMSG : 0;
+}
+
 /* ---------- one parser per request type with fields ---------- */
 
 /*
@@ -156,48 +191,44 @@ static int body_fields_check(const uint8_t *body, size_t len)
  * it cannot happen through request_decode().
  */
 
+static int hello_take_field(void *out, uint8_t tag, const uint8_t *v,
+			    uint32_t vlen, const char **why)
+{
+	struct hello_request *req = out;
+
+	switch (tag) {
+	case PROTO_TAG_VERSION_MIN:
+		if (frame_value_u32(v, vlen, &req->version_min) < 0) {
+			*why = "VERSION_MIN must be 4 octets";
+			return -EINVAL;
+		}
+		return 0;
+	case PROTO_TAG_VERSION_MAX:
+		if (frame_value_u32(v, vlen, &req->version_max) < 0) {
+			*why = "VERSION_MAX must be 4 octets";
+			return -EINVAL;
+		}
+		return 0;
+	case PROTO_TAG_CLIENT_NAME:
+		req->client_name = v;
+		req->client_name_len = vlen;
+		return 0;
+	}
+	return 0;	/* another tag: ignored */
+}
+
 static int parse_hello(const uint8_t *body, size_t len,
 		       struct hello_request *req, const char **why)
 {
-	struct frame_reader r;
 	struct tag_set seen = { { 0 } };
-	const uint8_t *v;
-	uint32_t vlen;
-	uint8_t tag;
-	int k;
+	int e;
 
 	memset(req, 0, sizeof(*req));
 	*why = "malformed HELLO";
-	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
-		return -EBADMSG;
-
-	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
-		if (!field_first(&seen, tag)) {
-			*why = "a HELLO field is repeated";
-			return -EINVAL;
-		}
-
-		switch (tag) {
-		case PROTO_TAG_VERSION_MIN:
-			if (frame_value_u32(v, vlen, &req->version_min) < 0) {
-				*why = "VERSION_MIN must be 4 octets";
-				return -EINVAL;
-			}
-			break;
-		case PROTO_TAG_VERSION_MAX:
-			if (frame_value_u32(v, vlen, &req->version_max) < 0) {
-				*why = "VERSION_MAX must be 4 octets";
-				return -EINVAL;
-			}
-			break;
-		case PROTO_TAG_CLIENT_NAME:
-			req->client_name = v;
-			req->client_name_len = vlen;
-			break;
-		}
-	}
-	if (k < 0)
-		return -EBADMSG;
+	e = fields_take(body, len, 0, "a HELLO field is repeated", &seen,
+			hello_take_field, req, why);
+	if (e < 0)
+		return e;
 
 	if (!tag_seen(&seen, PROTO_TAG_VERSION_MIN) ||
 	    !tag_seen(&seen, PROTO_TAG_VERSION_MAX)) {
@@ -233,44 +264,38 @@ static int subscribe_add_type(struct subscribe_request *req,
 	return 0;
 }
 
+static int subscribe_take_field(void *out, uint8_t tag, const uint8_t *v,
+				uint32_t vlen, const char **why)
+{
+	struct subscribe_request *req = out;
+	uint32_t takeover;
+
+	switch (tag) {
+	case PROTO_TAG_LMR_TYPE:
+		return subscribe_add_type(req, v, vlen, why);
+	case PROTO_TAG_TAKEOVER:
+		if (frame_value_u32(v, vlen, &takeover) < 0 || takeover > 1) {
+			*why = "TAKEOVER must be a u32 0 or 1";
+			return -EINVAL;
+		}
+		req->takeover = takeover == 1;
+		return 0;
+	}
+	return 0;	/* another tag: ignored */
+}
+
 static int parse_subscribe(const uint8_t *body, size_t len,
 			   struct subscribe_request *req, const char **why)
 {
-	struct frame_reader r;
 	struct tag_set seen = { { 0 } };
-	const uint8_t *v;
-	uint32_t vlen, takeover;
-	uint8_t tag;
-	int k, e;
+	int e;
 
 	memset(req, 0, sizeof(*req));
 	*why = "malformed SUBSCRIBE";
-	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
-		return -EBADMSG;
-
-	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
-		if (tag == PROTO_TAG_LMR_TYPE) {
-			e = subscribe_add_type(req, v, vlen, why);
-			if (e < 0)
-				return e;
-			continue;
-		}
-
-		if (!field_first(&seen, tag)) {
-			*why = "a SUBSCRIBE field is repeated";
-			return -EINVAL;
-		}
-
-		if (tag == PROTO_TAG_TAKEOVER) {
-			if (frame_value_u32(v, vlen, &takeover) < 0 || takeover > 1) {
-				*why = "TAKEOVER must be a u32 0 or 1";
-				return -EINVAL;
-			}
-			req->takeover = takeover == 1;
-		}
-	}
-	if (k < 0)
-		return -EBADMSG;
+	e = fields_take(body, len, PROTO_TAG_LMR_TYPE, "a SUBSCRIBE field is repeated",
+			&seen, subscribe_take_field, req, why);
+	if (e < 0)
+		return e;
 
 	if (req->n_types == 0) {
 		*why = "SUBSCRIBE needs at least one LMR_TYPE";
@@ -280,35 +305,31 @@ static int parse_subscribe(const uint8_t *body, size_t len,
 }
 
 /* ACK and NACK: one MESSAGE_ID. */
+static int message_id_take_field(void *out, uint8_t tag, const uint8_t *v,
+				 uint32_t vlen, const char **why)
+{
+	struct ack_request *req = out;
+
+	if (tag == PROTO_TAG_MESSAGE_ID &&
+	    frame_value_u64(v, vlen, &req->message_id) < 0) {
+		*why = "MESSAGE_ID must be 8 octets";
+		return -EINVAL;
+	}
+	return 0;	/* another tag: ignored */
+}
+
 static int parse_message_id(const uint8_t *body, size_t len,
 			    struct ack_request *req, const char **why)
 {
-	struct frame_reader r;
 	struct tag_set seen = { { 0 } };
-	const uint8_t *v;
-	uint32_t vlen;
-	uint8_t tag;
-	int k;
+	int e;
 
 	memset(req, 0, sizeof(*req));
 	*why = "malformed request";
-	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
-		return -EBADMSG;
-
-	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
-		if (!field_first(&seen, tag)) {
-			*why = "a field is repeated";
-			return -EINVAL;
-		}
-
-		if (tag == PROTO_TAG_MESSAGE_ID &&
-		    frame_value_u64(v, vlen, &req->message_id) < 0) {
-			*why = "MESSAGE_ID must be 8 octets";
-			return -EINVAL;
-		}
-	}
-	if (k < 0)
-		return -EBADMSG;
+	e = fields_take(body, len, 0, "a field is repeated", &seen,
+			message_id_take_field, req, why);
+	if (e < 0)
+		return e;
 
 	if (!tag_seen(&seen, PROTO_TAG_MESSAGE_ID)) {
 		*why = "missing field MESSAGE_ID";
@@ -317,9 +338,11 @@ static int parse_message_id(const uint8_t *body, size_t len,
 	return 0;
 }
 
-static int send_take_field(struct send_request *req, uint8_t tag,
-			   const uint8_t *v, uint32_t vlen, const char **why)
+static int send_take_field(void *out, uint8_t tag, const uint8_t *v,
+			   uint32_t vlen, const char **why)
 {
+	struct send_request *req = out;
+
 	switch (tag) {
 	case PROTO_TAG_LMR_TYPE:
 		if (!lmr_type_valid(v, vlen)) {
@@ -358,30 +381,15 @@ static int send_take_field(struct send_request *req, uint8_t tag,
 static int parse_send(const uint8_t *body, size_t len,
 		      struct send_request *req, const char **why)
 {
-	struct frame_reader r;
 	struct tag_set seen = { { 0 } };
-	const uint8_t *v;
-	uint32_t vlen;
-	uint8_t tag;
-	int k, e;
+	int e;
 
 	memset(req, 0, sizeof(*req));
 	*why = "malformed SEND";
-	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
-		return -EBADMSG;
-
-	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
-		if (!field_first(&seen, tag)) {
-			*why = "a SEND field is repeated";
-			return -EINVAL;
-		}
-
-		e = send_take_field(req, tag, v, vlen, why);
-		if (e < 0)
-			return e;
-	}
-	if (k < 0)
-		return -EBADMSG;
+	e = fields_take(body, len, 0, "a SEND field is repeated", &seen,
+			send_take_field, req, why);
+	if (e < 0)
+		return e;
 
 	if (req->lmr_type[0] == '\0') {
 		*why = "missing field LMR_TYPE";
@@ -400,9 +408,10 @@ static int parse_send(const uint8_t *body, size_t len,
 	return 0;
 }
 
-static int queue_take_field(struct queue_request *req, uint8_t tag,
-			    const uint8_t *v, uint32_t vlen, const char **why)
+static int queue_take_field(void *out, uint8_t tag, const uint8_t *v,
+			    uint32_t vlen, const char **why)
 {
+	struct queue_request *req = out;
 	uint64_t after;
 
 	switch (tag) {
@@ -427,29 +436,14 @@ static int parse_queue(const uint8_t *body, size_t len,
 		       struct queue_request *req, const char **why)
 {
 	struct tag_set seen = { { 0 } };
-	struct frame_reader r;
-	const uint8_t *v;
-	uint32_t vlen;
-	uint8_t tag;
-	int k, e;
+	int e;
 
 	memset(req, 0, sizeof(*req));
 	*why = "malformed QUEUE";
-	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
-		return -EBADMSG;
-
-	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
-		if (!field_first(&seen, tag)) {
-			*why = "a QUEUE field is repeated";
-			return -EINVAL;
-		}
-
-		e = queue_take_field(req, tag, v, vlen, why);
-		if (e < 0)
-			return e;
-	}
-	if (k < 0)
-		return -EBADMSG;
+	e = fields_take(body, len, 0, "a QUEUE field is repeated", &seen,
+			queue_take_field, req, why);
+	if (e < 0)
+		return e;
 
 	if (req->limit == 0 || req->limit > PROTO_LIST_MAX_ENTRIES)
 		req->limit = PROTO_LIST_MAX_ENTRIES;
@@ -458,43 +452,38 @@ static int parse_queue(const uint8_t *body, size_t len,
 
 /* LOG_LEVEL: one optional short name of lower-case letters; whether it is
  * a level the agent knows is server.c's (log.c's) to say. */
+static int log_level_take_field(void *out, uint8_t tag, const uint8_t *v,
+				uint32_t vlen, const char **why)
+{
+	struct log_level_request *req = out;
+	uint32_t i;
+
+	if (tag != PROTO_TAG_LOG_LEVEL)
+		return 0;	/* another tag: ignored */
+
+	if (vlen == 0 || vlen > REQUEST_LOG_LEVEL_MAX) {
+		*why = "LOG_LEVEL must be error, warning, message, info or debug";
+		return -EINVAL;
+	}
+	for (i = 0; i < vlen; i++) {
+		if (v[i] < 'a' || v[i] > 'z') {
+			*why = "LOG_LEVEL must be error, warning, message, info or debug";
+			return -EINVAL;
+		}
+		req->level[i] = (char) v[i];
+	}
+	return 0;
+}
+
 static int parse_log_level(const uint8_t *body, size_t len,
 			   struct log_level_request *req, const char **why)
 {
 	struct tag_set seen = { { 0 } };
-	struct frame_reader r;
-	const uint8_t *v;
-	uint32_t vlen, i;
-	uint8_t tag;
-	int k;
 
 	memset(req, 0, sizeof(*req));
 	*why = "malformed LOG_LEVEL";
-	if (frame_reader_init(&r, body, len, NULL, NULL) < 0)
-		return -EBADMSG;
-
-	while ((k = frame_reader_field(&r, &tag, &v, &vlen)) == 1) {
-		if (!field_first(&seen, tag)) {
-			*why = "a LOG_LEVEL field is repeated";
-			return -EINVAL;
-		}
-		if (tag != PROTO_TAG_LOG_LEVEL)
-			continue;	/* another tag: ignored */
-		if (vlen == 0 || vlen > REQUEST_LOG_LEVEL_MAX) {
-			*why = "LOG_LEVEL must be error, warning, message, info or debug";
-			return -EINVAL;
-		}
-		for (i = 0; i < vlen; i++) {
-			if (v[i] < 'a' || v[i] > 'z') {
-				*why = "LOG_LEVEL must be error, warning, message, info or debug";
-				return -EINVAL;
-			}
-			req->level[i] = (char) v[i];
-		}
-	}
-	if (k < 0)
-		return -EBADMSG;
-	return 0;
+	return fields_take(body, len, 0, "a LOG_LEVEL field is repeated", &seen,
+			   log_level_take_field, req, why);
 }
 
 /* ---------- dispatch ---------- */
