@@ -38,8 +38,12 @@
 #define BROKER_EXPIRE_PERIOD_MAX_S 60
 #define BROKER_RETRY_AFTER_S 30
 /* A removed message's bytes stay in the SQLite WAL until a checkpoint: at
- * most this long when the queue does not drain. */
-#define BROKER_PURGE_DELAY_MS 2000
+ * most this long.  Not at once: at a low rate the queue drains after every
+ * message, and a checkpoint per message costs more fsyncs than its store. */
+#define BROKER_PURGE_DELAY_MS 250
+/* Group commit: at most this many MESSAGEs share one durable commit (it
+ * bounds the answers a slow commit holds back). */
+#define BROKER_BATCH_MAX 256
 #define BROKER_ALL_TYPES "*"
 
 #define BROKER_480 "Temporarily Unavailable"
@@ -62,6 +66,13 @@ struct consumer_slot {
 	broker_lost_fn lost;
 	GPtrArray *types;             /* char *, may contain "*" */
 	bool blocked;                 /* its output is full: wait for ready */
+};
+
+/* An accepted MESSAGE waiting for the group commit; answered after it. */
+struct pending {
+	struct spool_record rec;
+	broker_answer_fn answer;
+	void *ctx;
 };
 
 /* ack-mode delivered: one IWF MESSAGE waiting for the ACK of message id. */
@@ -100,6 +111,9 @@ struct broker {
 	GHashTable *holders;          /* LMR type -> struct consumer_slot * */
 	GHashTable *slots;            /* consumer -> struct consumer_slot * */
 	GQueue waiters;               /* struct waiter *, deferred answers */
+	GPtrArray *batch;             /* struct pending *, not yet committed */
+	size_t batch_bytes;
+	guint flush_idle;
 	GList *sends;                 /* struct broker_send * waiting or in flight */
 	GArray *observers;            /* struct observer */
 	const struct broker_sip_ops *sip_ops;
@@ -341,14 +355,11 @@ static gboolean on_purge_timer(gpointer data)
 }
 
 /* After a removal: secure_delete zeroed the rows, but the WAL keeps the
- * frames they were written in until a checkpoint.  At once when the queue
- * drained, else soon, so a busy agent purges too. */
+ * frames they were written in until a checkpoint, BROKER_PURGE_DELAY_MS
+ * after the first removal not yet purged.  The checkpoint also makes the
+ * non-durable deletions (spool_remove_batch) durable. */
 static void purge_soon(struct broker *b)
 {
-	if (!b->entries.length) {
-		purge_now(b);
-		return;
-	}
 	if (!b->purge_timer)
 		b->purge_timer = g_timeout_add(BROKER_PURGE_DELAY_MS, on_purge_timer, b);
 }
@@ -435,10 +446,11 @@ static void answer_kept(struct broker *b, const struct entry *e,
 
 /* --- incoming messages --- */
 
+/* Counts what waits for the group commit as spooled already. */
 static bool spool_has_room(struct broker *b, size_t payload_len)
 {
-	return b->spool_messages < b->limits.max_messages &&
-	       b->spool_bytes + payload_len <= b->limits.max_bytes;
+	return b->spool_messages + b->batch->len < b->limits.max_messages &&
+	       b->spool_bytes + b->batch_bytes + payload_len <= b->limits.max_bytes;
 }
 
 static void refuse(struct broker *b, struct spool_record *rec, unsigned status,
@@ -472,25 +484,10 @@ static void accept_duplicate(struct broker *b, struct spool_record *rec,
 	answer(ctx, 200, "OK", 0);
 }
 
-void broker_accept(struct broker *b, struct spool_record *rec,
-		   broker_answer_fn answer, void *ctx)
+/* rec was committed: it is in the queue from now on. */
+static void accept_stored(struct broker *b, struct spool_record *rec,
+			  broker_answer_fn answer, void *ctx)
 {
-	int r;
-
-	if (!spool_has_room(b, rec->payload_len)) {
-		refuse(b, rec, 503, "Service Unavailable (spool full)", answer, ctx);
-		return;
-	}
-	r = spool_store(b->spool, rec);
-	if (r == -EEXIST) {
-		accept_duplicate(b, rec, answer, ctx);
-		return;
-	}
-	if (r < 0) {
-		g_warning("spool: cannot store a message: %s", spool_errmsg(b->spool));
-		refuse(b, rec, 500, "Server Internal Error (cannot store message)", answer, ctx);
-		return;
-	}
 	/* state: stored */
 	b->received++;
 	entry_add(b, rec);
@@ -498,7 +495,109 @@ void broker_accept(struct broker *b, struct spool_record *rec,
 		     rec->fingerprint);
 	spool_record_clear(rec);
 	answer_kept(b, b->entries.tail->data, answer, ctx);
+}
+
+static void pending_free(struct pending *p)
+{
+	spool_record_clear(&p->rec);
+	g_free(p);
+}
+
+/* Answers each MESSAGE of a batch by the outcome of its commit (r) and of
+ * its record (result): never 200 for one that is not durably stored. */
+static void batch_answer(struct broker *b, GPtrArray *batch, int r, const int *results)
+{
+	for (guint i = 0; i < batch->len; i++) {
+		struct pending *p = g_ptr_array_index(batch, i);
+
+		if (r < 0)
+			refuse(b, &p->rec, 500, "Server Internal Error (cannot store message)",
+			       p->answer, p->ctx);
+		else if (results[i] == -EEXIST)
+			accept_duplicate(b, &p->rec, p->answer, p->ctx);
+		else
+			accept_stored(b, &p->rec, p->answer, p->ctx);
+	}
+}
+
+/* Group commit: every MESSAGE accepted since the last one, in one durable
+ * transaction, then their answers, then one dispatch. */
+static void batch_commit(struct broker *b)
+{
+	GPtrArray *batch = b->batch;
+	g_autofree struct spool_record **recs = NULL;
+	g_autofree int *results = NULL;
+	int r;
+
+	if (!batch->len)
+		return;
+	/* Answers run foreign code: later arrivals start a new batch. */
+	b->batch = g_ptr_array_new_with_free_func((GDestroyNotify)pending_free);
+	b->batch_bytes = 0;
+	recs = g_new(struct spool_record *, batch->len);
+	results = g_new0(int, batch->len);
+	for (guint i = 0; i < batch->len; i++)
+		recs[i] = &((struct pending *)g_ptr_array_index(batch, i))->rec;
+	r = spool_store_batch(b->spool, recs, batch->len, results);
+	if (r < 0)
+		g_warning("spool: cannot store %u message(s): %s", batch->len,
+			  spool_errmsg(b->spool));
+	batch_answer(b, batch, r, results);
+	g_ptr_array_unref(batch);
 	dispatch(b);
+}
+
+/* The group commit, now (stopping, or the batch is full). */
+static void flush_now(struct broker *b)
+{
+	if (b->flush_idle)
+		g_source_remove(b->flush_idle);
+	b->flush_idle = 0;
+	batch_commit(b);
+}
+
+static gboolean on_flush(gpointer data)
+{
+	struct broker *b = data;
+
+	b->flush_idle = 0;
+	flush_now(b);
+	return G_SOURCE_REMOVE;
+}
+
+/* Once per main-loop iteration: the SIP source delivers every MESSAGE the
+ * stack thread queued (more pile up while a commit runs), then this idle
+ * commits them together. */
+static void flush_soon(struct broker *b)
+{
+	if (!b->flush_idle)
+		b->flush_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_flush, b, NULL);
+}
+
+void broker_accept(struct broker *b, struct spool_record *rec,
+		   broker_answer_fn answer, void *ctx)
+{
+	struct pending *p;
+
+	if (spool_record_check(rec) < 0) {
+		refuse(b, rec, 500, "Server Internal Error (cannot store message)", answer, ctx);
+		return;
+	}
+	if (!spool_has_room(b, rec->payload_len)) {
+		refuse(b, rec, 503, "Service Unavailable (spool full)", answer, ctx);
+		return;
+	}
+	p = g_new0(struct pending, 1);
+	p->rec = *rec;  /* takes the contents */
+	memset(rec, 0, sizeof(*rec));
+	p->answer = answer;
+	p->ctx = ctx;
+	g_ptr_array_add(b->batch, p);
+	b->batch_bytes += p->rec.payload_len;
+	if (b->stopping || b->batch->len >= BROKER_BATCH_MAX)
+		flush_now(b);
+	else
+		flush_soon(b);
 }
 
 void broker_rejected(struct broker *b, unsigned status, const char *reason)
@@ -659,8 +758,11 @@ int broker_ack(struct broker *b, void *consumer, int64_t id)
 
 	if (!e)
 		return -ENOENT;
-	r = spool_remove(b->spool, id);
-	if (r < 0 && r != -ENOENT) {
+	/* Deleted before the ACK is confirmed, so a crash of the agent after it
+	 * never brings the message back; not fsync'd (spool_remove_batch), so
+	 * the consumer's ACK does not wait for the disk. */
+	r = spool_remove_batch(b->spool, &id, 1);
+	if (r < 0) {
 		g_warning("spool: cannot remove message %" G_GINT64_FORMAT ": %s",
 			  id, spool_errmsg(b->spool));
 		return r;
@@ -979,6 +1081,7 @@ int broker_new(struct spool *spool, const struct broker_limits *limits,
 	b->limits = *limits;
 	g_queue_init(&b->entries);
 	g_queue_init(&b->waiters);
+	b->batch = g_ptr_array_new_with_free_func((GDestroyNotify)pending_free);
 	b->by_id = g_hash_table_new(g_int64_hash, g_int64_equal);
 	b->holders = g_hash_table_new(g_str_hash, g_str_equal);
 	b->slots = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, slot_free);
@@ -1009,9 +1112,11 @@ void broker_set_sip(struct broker *b, const struct broker_sip_ops *ops, void *si
 
 void broker_shutdown(struct broker *b)
 {
-	guint n = b->waiters.length;
+	guint n;
 
 	b->stopping = true;
+	flush_now(b);  /* answered now: 200, or 480 in ack-mode delivered */
+	n = b->waiters.length;
 	if (n)
 		g_message("stopping: answering %u waiting MESSAGE(s) 480; their messages "
 			  "stay in the spool", n);
@@ -1035,6 +1140,20 @@ static void waiters_drop(struct broker *b)
 	}
 }
 
+/* Without broker_shutdown first: MESSAGEs not committed yet are neither
+ * stored nor answered (the IWF will send them again). */
+static void batch_drop(struct broker *b)
+{
+	if (b->flush_idle)
+		g_source_remove(b->flush_idle);
+	b->flush_idle = 0;
+	if (b->batch->len)
+		g_warning("%u MESSAGE(s) dropped before their commit, unanswered",
+			  b->batch->len);
+	g_ptr_array_set_size(b->batch, 0);
+	b->batch_bytes = 0;
+}
+
 void broker_free(struct broker *b)
 {
 	if (!b)
@@ -1042,6 +1161,9 @@ void broker_free(struct broker *b)
 	while (b->sends)
 		broker_send_cancel(b, b->sends->data);
 	waiters_drop(b);
+	batch_drop(b);
+	if (b->purge_timer)
+		purge_now(b);
 	if (b->retry_timer)
 		g_source_remove(b->retry_timer);
 	if (b->expire_timer)
@@ -1053,6 +1175,7 @@ void broker_free(struct broker *b)
 	g_hash_table_destroy(b->by_id);
 	g_queue_clear_full(&b->entries, (GDestroyNotify)entry_free);
 	g_array_unref(b->observers);
+	g_ptr_array_unref(b->batch);
 	g_free(b->reg.aor);
 	g_free(b->reg.registrar);
 	g_free(b->reg.transport);

@@ -57,10 +57,14 @@ const char *broker_reg_state_name(enum broker_reg_state s);
 /* --- incoming (IWF-initiated) messages --- */
 
 /* The answer for an incoming MESSAGE: a SIP status, its reason phrase and an
- * optional Retry-After (0 = none).  Called exactly once per broker_accept,
- * possibly before broker_accept returns, or later from the main loop (ack-mode
- * delivered: on the consumer's ACK, NACK, delivery timeout, expiry, or
- * broker_shutdown). */
+ * optional Retry-After (0 = none).  Called exactly once per broker_accept:
+ * before broker_accept returns for a refusal (503 spool full) and while
+ * stopping; else from the main loop after the group commit that stored it
+ * (every MESSAGE accepted in one main-loop iteration shares one durable
+ * commit; 500 to all of them if it fails), and in ack-mode delivered later
+ * still (the consumer's ACK, NACK, delivery timeout, expiry, or
+ * broker_shutdown).  reason may live on the caller's stack: copy or intern
+ * it if it must outlive the call. */
 typedef void (*broker_answer_fn)(void *ctx, unsigned status, const char *reason,
 				 unsigned retry_after_s);
 
@@ -89,7 +93,9 @@ int broker_subscribe(struct broker *b, void *consumer, const char *const *types,
 void broker_unsubscribe(struct broker *b, void *consumer);
 /* The consumer can take messages again (its output drained). */
 void broker_consumer_ready(struct broker *b, void *consumer);
-/* -ENOENT when id is not a message in flight to this consumer. */
+/* -ENOENT when id is not a message in flight to this consumer.  The
+ * message is deleted from the spool before this returns, in a commit that
+ * is not fsync'd (docs/behaviour.md: what a power loss may bring back). */
 int broker_ack(struct broker *b, void *consumer, int64_t id);
 int broker_nack(struct broker *b, void *consumer, int64_t id);
 
@@ -185,8 +191,9 @@ bool broker_is_registered(const struct broker *b);
 int broker_new(struct spool *spool, const struct broker_limits *limits,
 	       struct broker **out, char **error);
 void broker_set_sip(struct broker *b, const struct broker_sip_ops *ops, void *sip);
-/* The agent is stopping: answers every deferred MESSAGE now (480, the
- * messages stay spooled) and later arrivals at once.  Call it while the SIP
+/* The agent is stopping: commits and answers the MESSAGEs waiting for the
+ * group commit, answers every deferred MESSAGE now (480, the messages stay
+ * spooled) and later arrivals at once.  Call it while the SIP
  * side can still send, before sip_shutdown. */
 void broker_shutdown(struct broker *b);
 /* Answers nothing any more: deferred answers not given by broker_shutdown

@@ -25,6 +25,10 @@
 #define SPOOL_BUSY_TIMEOUT_MS	200
 #define SPOOL_APPLICATION_ID	0x4c4d5253	/* "LMRS", marks the file as ours */
 #define SPOOL_MSG_LEN		512
+/* Not prepared statements: SQLite applies this PRAGMA when it compiles it,
+ * so a prepared one would not switch anything when stepped again. */
+#define SPOOL_SYNC_NORMAL	"PRAGMA synchronous = NORMAL"
+#define SPOOL_SYNC_FULL		"PRAGMA synchronous = FULL"
 
 enum spool_stmt {
 	SPOOL_STMT_BEGIN,
@@ -126,6 +130,7 @@ struct spool {
 	sqlite3_stmt *stmt[SPOOL_STMT_COUNT];
 	char errmsg[SPOOL_MSG_LEN];
 	char warning[SPOOL_MSG_LEN];
+	bool sync_normal;	/* FULL not restored after spool_remove_batch */
 };
 
 /* --- a heap for SQLite that wipes what it frees --- */
@@ -410,6 +415,21 @@ static int spool_exec(struct spool *s, const char *sql)
 	return rc == SQLITE_OK ? 0 : spool_fail(s, rc);
 }
 
+/* A store is never committed while spool_remove_batch's NORMAL is on. */
+static int spool_sync_full(struct spool *s)
+{
+	int r;
+
+	if (!s->sync_normal)
+		return 0;
+
+	r = spool_exec(s, SPOOL_SYNC_FULL);
+	if (r == 0)
+		s->sync_normal = false;
+
+	return r;
+}
+
 /* Runs a statement that returns one integer (a PRAGMA query, a count). */
 static int spool_query_int(struct spool *s, const char *sql, int64_t *value)
 {
@@ -691,7 +711,7 @@ const char *spool_warning(const struct spool *s)
 
 /* --- storing --- */
 
-static int spool_record_check(const struct spool_record *rec)
+int spool_record_check(const struct spool_record *rec)
 {
 	if (!rec || !rec->lmr_type || !rec->kmf_uri)
 		return -EINVAL;
@@ -800,6 +820,10 @@ static int spool_store_all(struct spool *s, struct spool_record **recs,
 	size_t i;
 	int r;
 
+	r = spool_sync_full(s);
+	if (r < 0)
+		return r;
+
 	r = spool_begin(s);
 	if (r < 0)
 		return r;
@@ -868,6 +892,70 @@ int spool_remove(struct spool *s, int64_t id)
 		return r;
 
 	return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+}
+
+/* Inside the open transaction: deletes ids[0..n); returns how many were
+ * there, or a negative errno. */
+static int spool_delete_ids(struct spool *s, const int64_t *ids, size_t n)
+{
+	sqlite3_stmt *st = s->stmt[SPOOL_STMT_MESSAGE_DELETE];
+	int removed = 0;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_int64(st, 1, ids[i]);
+		r = spool_run(s, st);
+		if (r < 0)
+			return r;
+
+		removed += sqlite3_changes(s->db) > 0;
+	}
+
+	return removed;
+}
+
+static int spool_remove_all(struct spool *s, const int64_t *ids, size_t n)
+{
+	int removed;
+	int r;
+
+	r = spool_begin(s);
+	if (r < 0)
+		return r;
+
+	removed = spool_delete_ids(s, ids, n);
+	if (removed < 0) {
+		spool_rollback(s);
+		return removed;
+	}
+
+	r = spool_commit(s);
+	return r < 0 ? r : removed;
+}
+
+int spool_remove_batch(struct spool *s, const int64_t *ids, size_t n)
+{
+	int r;
+
+	if (!s || (n > 0 && !ids) || n > INT32_MAX)
+		return -EINVAL;
+
+	if (n == 0)
+		return 0;
+
+	/* In WAL mode NORMAL skips the fsync of this commit only; the next
+	 * FULL commit or checkpoint syncs the WAL, these frames included. */
+	r = spool_exec(s, SPOOL_SYNC_NORMAL);
+	if (r < 0)
+		return r;
+
+	s->sync_normal = true;
+	r = spool_remove_all(s, ids, n);
+	if (spool_sync_full(s) < 0 && r >= 0)
+		r = -EIO;
+
+	return r;
 }
 
 int spool_checkpoint(struct spool *s)

@@ -98,12 +98,28 @@ int spool_store(struct spool *s, struct spool_record *rec);
 int spool_store_batch(struct spool *s, struct spool_record **recs, size_t n,
 		      int *results);
 
+/* 0 when rec is one the spool takes, else -EINVAL or -EMSGSIZE: lets a
+ * caller keep a record that would fail a whole batch out of it. */
+int spool_record_check(const struct spool_record *rec);
+
 /*
  * Deletes message id (-ENOENT if absent).  secure_delete zeroes its pages,
  * but until the next spool_checkpoint() the WAL file still holds the frames
  * the message was written in.
  */
 int spool_remove(struct spool *s, int64_t id);
+
+/*
+ * Deletes messages ids[0..n) in one transaction and returns how many were
+ * there (an absent id is skipped), or a negative errno (nothing deleted).
+ * Not fsync'd (synchronous=NORMAL for this one commit): the deletion
+ * survives a crash of the process at once, and a power loss from the next
+ * durable commit (spool_store*) or spool_checkpoint() on — before that a
+ * power loss can bring the messages back (at-least-once allows a second
+ * delivery; see docs/behaviour.md).  secure_delete zeroes the pages as in
+ * spool_remove().
+ */
+int spool_remove_batch(struct spool *s, const int64_t *ids, size_t n);
 
 /*
  * Copies every committed page into the database file and truncates the WAL

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue 4, deleted means gone (DESIGN §3, docs/security.md): after its ACK a
 # payload's bytes are in no file of the state directory (spool.db,
-# spool.db-wal, ...) — at once when the queue drains, within a few seconds
-# when other messages stay queued — while the agent runs and after it stops.
+# spool.db-wal, ...) — within a fraction of a second (the checkpoint runs
+# 0.25 s after the first removal it purges, whether or not the queue drained;
+# we allow 2 s on a loaded machine) — while the agent runs and after it stops.
 # A scan before the ACK finds the payload, so the scan itself is shown to work.
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/agent.sh"
@@ -49,14 +50,14 @@ tb_wait_for 5 gone "$TB_DIR/canary1.bin" ||
 	tb_fail "canary 1 still in the state directory ($(hits "$TB_DIR/canary1.bin") slices) 5 s after its ACK"
 tb_log "canary 1 gone from the database files while another message stays queued"
 
-# --- the queue drains: purged at once
+# --- the queue drains: purged as soon
 ag_send_iwf canary2 200 --lmr-type TETRA --payload-file "$TB_DIR/canary2.bin" || tb_fail "canary 2 not answered 200"
 [ "$(hits "$TB_DIR/canary2.bin")" -gt 0 ] || tb_fail "the scan does not find canary 2"
 ag_receive "$TB_DIR/got2" 2 5 || tb_fail "filler and canary 2 not received"
 [ "$(ag_spool_depth)" = 0 ] || tb_fail "spool not empty"
-gone "$TB_DIR/canary2.bin" ||
-	tb_fail "canary 2 still in the state directory ($(hits "$TB_DIR/canary2.bin") slices) right after the queue drained"
-tb_log "canary 2 gone from the database files as the queue drained"
+tb_wait_for 2 gone "$TB_DIR/canary2.bin" ||
+	tb_fail "canary 2 still in the state directory ($(hits "$TB_DIR/canary2.bin") slices) 2 s after the queue drained"
+tb_log "canary 2 gone from the database files after the queue drained"
 
 ag_stop
 for c in canary1 canary2 filler; do

@@ -12,7 +12,9 @@
  * back here at each state of a message:
  *   STORED    spool_store() committed message + seen rows  (broker_accept)
  *   OFFERED   handed to a consumer, in flight              (offer)
- *   ACKED     spool_remove() after the consumer's ACK      (broker_ack)
+ *   ACKED     spool_remove_batch() at the consumer's ACK   (broker_ack)
+ *             (not fsync'd: it survives kill -9, modelled here; a power
+ *             loss may bring the row back, which is outside this model)
  *   NACKED    back in the queue                            (broker_nack)
  *   released  consumer gone: back in the queue             (broker_unsubscribe)
  *   reloaded  after a restart, every row is queued again   (broker_new)

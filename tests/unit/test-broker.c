@@ -20,6 +20,7 @@
 
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <sqlite3.h>
 
 #include "broker.h"
 #include "spool.h"
@@ -254,6 +255,14 @@ static void run_for(unsigned ms)
 		g_main_context_iteration(NULL, TRUE);
 }
 
+/* Runs what is ready now without waiting: the group commit's idle (the
+ * accepted MESSAGEs are stored and answered) and the deletes of ACKs. */
+static void settle(void)
+{
+	while (g_main_context_iteration(NULL, FALSE))
+		;
+}
+
 /* Runs the main context until *counter reaches want or ms pass; true when
  * it did. */
 static bool run_until(const size_t *counter, size_t want, unsigned ms)
@@ -287,6 +296,18 @@ static void make_record(struct spool_record *rec, const char *type,
 	memset(rec->fingerprint, fill, sizeof(rec->fingerprint));
 }
 
+/* Accepted, not yet committed: the answer waits for the group commit. */
+static void queue_msg(struct fx *f, const char *type, const char *key, uint8_t fill,
+		      broker_answer_fn answer, void *ctx)
+{
+	struct spool_record rec;
+
+	make_record(&rec, type, key, fill, 100);
+	broker_accept(f->b, &rec, answer, ctx);
+	assert_null(rec.payload);  /* the broker took and cleared it */
+}
+
+/* One MESSAGE and the main-loop iteration that commits it. */
 static void send_sized(struct fx *f, const char *type, const char *key,
 		       uint8_t fill, size_t len, struct answer *a)
 {
@@ -295,6 +316,7 @@ static void send_sized(struct fx *f, const char *type, const char *key,
 	make_record(&rec, type, key, fill, len);
 	broker_accept(f->b, &rec, on_answer, a);
 	assert_null(rec.payload);  /* the broker took and cleared it */
+	settle();
 }
 
 static void send_msg(struct fx *f, const char *type, const char *key, uint8_t fill,
@@ -560,6 +582,161 @@ static void test_full_spool_503(void **state)
 	assert_int_equal(status_of(f).spool_bytes, 300);
 }
 
+/* --- group commit --- */
+
+/* Messages in the spool file, seen from a second connection: what is
+ * committed, not what the broker's own transaction holds. */
+static int64_t committed_rows(const char *path)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = NULL;
+	int64_t n = -1;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM message", -1, &st,
+					    NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+struct checked_answer {
+	struct answer a;
+	const char *path;
+	int64_t rows_at_answer;     /* committed messages when the answer came */
+};
+
+static void on_answer_checked(void *ctx, unsigned status, const char *reason,
+			      unsigned retry_after_s)
+{
+	struct checked_answer *c = ctx;
+
+	on_answer(&c->a, status, reason, retry_after_s);
+	c->rows_at_answer = committed_rows(c->path);
+}
+
+/* MESSAGEs of one main-loop iteration share one commit, and none is
+ * answered before it: at the first answer all three are committed. */
+static void test_batch_answers_only_after_commit(void **state)
+{
+	struct fx *f = *state;
+	struct checked_answer m[3];
+
+	for (int i = 0; i < 3; i++) {
+		memset(&m[i], 0, sizeof(m[i]));
+		m[i].path = f->path;
+		m[i].rows_at_answer = -1;
+		queue_msg(f, "TETRA", (const char *[]) { "k0", "k1", "k2" }[i],
+			  (uint8_t)i, on_answer_checked, &m[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(m[i].a.count, 0);
+	assert_int_equal(committed_rows(f->path), 0);
+	settle();
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(m[i].a.count, 1);
+		assert_int_equal(m[i].a.status, 200);
+		assert_int_equal(m[i].rows_at_answer, 3);
+	}
+	assert_int_equal(status_of(f).received, 3);
+	assert_int_equal(status_of(f).spool_messages, 3);
+}
+
+/* A failed commit answers 500 to every MESSAGE of its batch, 200 to none,
+ * and keeps none of their dedupe keys: the IWF's re-send is new. */
+static void test_batch_commit_failure_answers_500_to_all(void **state)
+{
+	struct fx *f = *state;
+	struct answer a[3] = { 0 }, again = { 0 };
+	const char *keys[] = { "k0", "k1", "k2" };
+	sqlite3 *other = NULL;
+
+	/* another writer holds the database past the spool's busy timeout */
+	assert_int_equal(sqlite3_open_v2(f->path, &other, SQLITE_OPEN_READWRITE, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	for (int i = 0; i < 3; i++)
+		queue_msg(f, "TETRA", keys[i], (uint8_t)i, on_answer, &a[i]);
+	settle();
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(a[i].count, 1);
+		assert_int_equal(a[i].status, 500);
+	}
+	assert_int_equal(status_of(f).received, 0);
+	assert_int_equal(status_of(f).rejected, 3);
+	assert_int_equal(status_of(f).spool_messages, 0);
+	assert_int_equal(count_events(&f->events, BROKER_EVENT_REJECTED), 3);
+	assert_int_equal(count_events(&f->events, BROKER_EVENT_RECEIVED), 0);
+
+	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	send_msg(f, "TETRA", keys[1], 1, &again);
+	assert_int_equal(again.status, 200);
+	assert_int_equal(status_of(f).received, 1);
+}
+
+/* A re-sent MESSAGE in the same batch as its first copy: both 200, one
+ * message stored and delivered. */
+static void test_batch_duplicate_inside(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+
+	subscribe(f, &c, "TETRA");
+	queue_msg(f, "TETRA", "call-1\n1\ntag", 1, on_answer, &a1);
+	queue_msg(f, "TETRA", "call-1\n1\ntag", 1, on_answer, &a2);
+	queue_msg(f, "TETRA", "call-2\n1\ntag", 2, on_answer, &a3);
+	assert_int_equal(c.n_got, 0);
+	settle();
+	assert_int_equal(a1.status, 200);
+	assert_int_equal(a2.status, 200);
+	assert_int_equal(a3.status, 200);
+	assert_int_equal(c.n_got, 2);
+	assert_int_equal(c.first_byte[0], 1);
+	assert_int_equal(c.first_byte[1], 2);
+	assert_int_equal(status_of(f).received, 2);
+	assert_int_equal(status_of(f).spool_messages, 2);
+	assert_int_equal(committed_rows(f->path), 2);
+}
+
+/* MESSAGEs waiting for the commit count against the bounds. */
+static void test_batch_counts_against_bounds(void **state)
+{
+	struct fx *f = *state;
+	struct answer a[3] = { 0 };
+
+	for (int i = 0; i < 3; i++)
+		queue_msg(f, "TETRA", (const char *[]) { "k0", "k1", "k2" }[i],
+			  (uint8_t)i, on_answer, &a[i]);
+	assert_int_equal(a[2].count, 1);  /* max-messages 2: refused at once */
+	assert_int_equal(a[2].status, 503);
+	settle();
+	assert_int_equal(a[0].status, 200);
+	assert_int_equal(a[1].status, 200);
+	assert_int_equal(status_of(f).spool_messages, 2);
+}
+
+/* An ACK's delete is committed before broker_ack returns (before the
+ * consumer is told), so a crash after the ACK cannot bring it back. */
+static void test_ack_deleted_before_ack_returns(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a1 = { 0 }, a2 = { 0 };
+
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "k1", 1, &a1);
+	send_msg(f, "TETRA", "k2", 2, &a2);
+	assert_int_equal(committed_rows(f->path), 2);
+	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(committed_rows(f->path), 1);
+	assert_int_equal(broker_ack(f->b, &c, c.got[0]), -ENOENT);
+	assert_int_equal(status_of(f).spool_messages, 1);
+}
+
 /* --- ack-mode delivered --- */
 
 static void test_delivered_200_only_after_ack(void **state)
@@ -772,7 +949,7 @@ static off_t wal_size(const struct fx *f)
 	return stat(wal, &st) == 0 ? st.st_size : 0;
 }
 
-static void test_wal_purged_when_drained(void **state)
+static void test_wal_purged_soon_when_drained(void **state)
 {
 	struct fx *f = *state;
 	struct consumer c = { .name = "c" };
@@ -782,6 +959,7 @@ static void test_wal_purged_when_drained(void **state)
 	send_msg(f, "TETRA", "k", 1, &a);
 	assert_true(wal_size(f) > 0);
 	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	run_for(600);  /* BROKER_PURGE_DELAY_MS, 250 ms */
 	assert_int_equal(wal_size(f), 0);
 }
 
@@ -796,7 +974,7 @@ static void test_wal_purged_soon_when_busy(void **state)
 	send_msg(f, "TETRA", "k2", 2, &a2);
 	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
 	assert_true(wal_size(f) > 0);  /* the queue did not drain */
-	run_for(2500);
+	run_for(600);
 	assert_int_equal(wal_size(f), 0);
 	assert_int_equal(status_of(f).spool_messages, 1);
 }
@@ -964,6 +1142,11 @@ int main(void)
 		T(test_takeover, setup),
 		T(test_duplicate_answered_200_not_delivered_twice, setup),
 		T(test_full_spool_503, setup_small),
+		T(test_batch_answers_only_after_commit, setup),
+		T(test_batch_commit_failure_answers_500_to_all, setup),
+		T(test_batch_duplicate_inside, setup),
+		T(test_batch_counts_against_bounds, setup_small),
+		T(test_ack_deleted_before_ack_returns, setup),
 		T(test_delivered_200_only_after_ack, setup_delivered),
 		T(test_delivered_480_without_consumer, setup_delivered),
 		T(test_delivered_480_after_timeout, setup_delivered),
@@ -973,7 +1156,7 @@ int main(void)
 		T(test_expiry_counted_and_reported, setup_ttl),
 		T(test_expired_at_start, setup_ttl),
 		T(test_events_carry_metadata, setup),
-		T(test_wal_purged_when_drained, setup),
+		T(test_wal_purged_soon_when_drained, setup),
 		T(test_wal_purged_soon_when_busy, setup),
 		T(test_list_metadata, setup),
 		T(test_send_refused_inside_send, setup),

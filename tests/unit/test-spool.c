@@ -1078,6 +1078,46 @@ static void test_batch_of_nothing_is_fine(void **state)
 	struct fixture *f = *state;
 
 	assert_int_equal(spool_store_batch(f->spool, NULL, 0, NULL), 0);
+	assert_int_equal(spool_remove_batch(f->spool, NULL, 0), 0);
+}
+
+static void test_record_check_names_what_a_batch_refuses(void **state)
+{
+	struct spool_record rec;
+
+	(void) state;
+	record_init(&rec, "TETRA", "k", 1, "key", 3, 0x11);
+	assert_int_equal(spool_record_check(&rec), 0);
+	rec.payload_len = SPOOL_PAYLOAD_MAX + 1;
+	assert_int_equal(spool_record_check(&rec), -EMSGSIZE);
+	rec.payload_len = 3;
+	free(rec.kmf_uri);
+	rec.kmf_uri = NULL;
+	assert_int_equal(spool_record_check(&rec), -EINVAL);
+	spool_record_clear(&rec);
+}
+
+/* ACK deletes: several in one transaction, an absent id skipped. */
+static void test_remove_batch_counts_and_skips_absent(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_record rec;
+	int64_t ids[4];
+
+	ids[0] = store_simple(f->spool, "a", 1);
+	ids[1] = store_simple(f->spool, "b", 2);
+	ids[2] = store_simple(f->spool, "c", 3);
+	ids[3] = ids[2] + 100;
+	assert_int_equal(spool_remove_batch(f->spool, (int64_t[]) { ids[0], ids[3], ids[2] },
+					    3), 2);
+	assert_int_equal(count_messages(f->spool), 1);
+	assert_int_equal(spool_remove_batch(f->spool, &ids[1], 1), 1);
+	assert_int_equal(count_messages(f->spool), 0);
+	/* the dedupe keys outlive the messages, as after spool_remove */
+	record_init(&rec, "TETRA", "a", 4, "key", 3, 0x11);
+	assert_int_equal(spool_store(f->spool, &rec), -EEXIST);
+	assert_int_equal(rec.id, ids[0]);
+	spool_record_clear(&rec);
 }
 
 /* --- persistence --- */
@@ -1127,6 +1167,31 @@ static void test_removed_payload_not_in_db_or_wal(void **state)
 	assert_false(file_contains(f->path, marker, sizeof(marker)));
 	assert_false(file_contains(wal, marker, sizeof(marker)));
 	assert_int_equal(count_messages(f->spool), 2);
+	spool_record_clear(&rec);
+}
+
+/* The same through the ACK path's non-durable batch delete. */
+static void test_batch_removed_payload_not_in_db_or_wal(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_record rec;
+	uint8_t marker[64];
+	char wal[160];
+
+	secret_marker(marker);
+	sidecar(f, "-wal", wal, sizeof(wal));
+	record_init(&rec, "TETRA", "secret", 2, marker, sizeof(marker), 0x33);
+	assert_int_equal(spool_store(f->spool, &rec), 0);
+	store_simple(f->spool, "after", 3);
+	assert_true(file_contains(wal, marker, sizeof(marker)) ||
+		    file_contains(f->path, marker, sizeof(marker)));
+
+	assert_int_equal(spool_remove_batch(f->spool, &rec.id, 1), 1);
+	assert_int_equal(spool_checkpoint(f->spool), 0);
+
+	assert_false(file_contains(f->path, marker, sizeof(marker)));
+	assert_false(file_contains(wal, marker, sizeof(marker)));
+	assert_int_equal(count_messages(f->spool), 1);
 	spool_record_clear(&rec);
 }
 
@@ -1222,6 +1287,34 @@ static void test_store_fsync_failure_is_eio_and_stores_nothing(void **state)
 	assert_int_equal(count_messages(f->spool), 2);
 	spool_record_clear(&rec);
 
+	spool_close(f->spool);
+	f->spool = NULL;
+	fault_vfs_remove();
+}
+
+/* The deletions are not fsync'd (a failing fsync does not fail them), and
+ * the next store is durable again: it fails on the same fsync. */
+static void test_remove_batch_skips_fsync_stores_keep_it(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_record rec;
+	int64_t a, b;
+
+	fault_vfs_install();
+	assert_int_equal(spool_open(f->path, &f->spool, NULL), 0);
+	a = store_simple(f->spool, "a", 1);
+	b = store_simple(f->spool, "b", 2);
+
+	fault_sync_rc = SQLITE_IOERR_FSYNC;
+	assert_int_equal(spool_remove_batch(f->spool, (int64_t[]) { a, b }, 2), 2);
+	assert_int_equal(db_int(last_db, "PRAGMA synchronous"), 2);	/* FULL */
+	record_init(&rec, "TETRA", "k", 3, "key", 3, 0x11);
+	assert_int_equal(spool_store(f->spool, &rec), -EIO);
+	fault_sync_rc = SQLITE_OK;
+
+	assert_int_equal(count_messages(f->spool), 0);
+	assert_int_equal(spool_store(f->spool, &rec), 0);
+	spool_record_clear(&rec);
 	spool_close(f->spool);
 	f->spool = NULL;
 	fault_vfs_remove();
@@ -1363,12 +1456,16 @@ int main(void)
 		T_OPEN(test_prune_seen_forgets_only_old_keys_of_gone_messages),
 		T_OPEN(test_batch_with_duplicate_inside),
 		T_OPEN(test_batch_of_nothing_is_fine),
+		cmocka_unit_test(test_record_check_names_what_a_batch_refuses),
+		T_OPEN(test_remove_batch_counts_and_skips_absent),
 		T_OPEN(test_messages_survive_close_and_reopen),
 		T_OPEN(test_removed_payload_not_in_db_or_wal),
+		T_OPEN(test_batch_removed_payload_not_in_db_or_wal),
 		T_OPEN(test_removed_large_payload_not_in_db_or_wal),
 		T(test_store_on_read_only_database_fails),
 		T_OPEN(test_store_while_another_writer_holds_lock_fails),
 		T(test_store_fsync_failure_is_eio_and_stores_nothing),
+		T(test_remove_batch_skips_fsync_stores_keep_it),
 		T(test_store_write_disk_full_is_enospc),
 		T(test_store_database_full_is_enospc_and_stores_nothing),
 		T(test_batch_failure_stores_nothing),
