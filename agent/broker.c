@@ -10,7 +10,9 @@
  *   stored    committed to the spool, in the queue, waiting for a consumer
  *   offered   read back and handed to its consumer's deliver callback
  *   in flight the consumer has it and owes an ACK or a NACK
- *   acked     the consumer ACKed: deleted from the spool (terminal)
+ *   acking    the consumer ACKed: the deletion waits for the group commit
+ *             (the ACK is confirmed to the consumer only after it)
+ *   acked     the deletion is committed (terminal)
  *   nacked    the consumer NACKed: stored again, offered after a delay
  *   expired   dropped undelivered after message-ttl (terminal)
  * A consumer that goes away (disconnect, takeover) returns its in-flight
@@ -58,6 +60,7 @@ struct entry {
 	size_t payload_len;
 	uint8_t fingerprint[SPOOL_FINGERPRINT_LEN];
 	struct consumer_slot *in_flight;
+	bool acking;                  /* its deletion waits for the group commit */
 };
 
 struct consumer_slot {
@@ -72,6 +75,13 @@ struct consumer_slot {
 struct pending {
 	struct spool_record rec;
 	broker_answer_fn answer;
+	void *ctx;
+};
+
+/* A consumer's ACK waiting for the group commit that deletes its message. */
+struct broker_ack {
+	int64_t id;
+	broker_ack_done_fn done;      /* NULL once cancelled */
 	void *ctx;
 };
 
@@ -113,6 +123,7 @@ struct broker {
 	GQueue waiters;               /* struct waiter *, deferred answers */
 	GPtrArray *batch;             /* struct pending *, not yet committed */
 	size_t batch_bytes;
+	GPtrArray *acks;              /* struct broker_ack *, not yet committed */
 	guint flush_idle;
 	GList *sends;                 /* struct broker_send * waiting or in flight */
 	GArray *observers;            /* struct observer */
@@ -298,7 +309,7 @@ static void dispatch(struct broker *b)
 		struct entry *e = l->data;
 		struct consumer_slot *slot;
 
-		if (e->in_flight)
+		if (e->in_flight || e->acking)
 			continue;
 		if (e->not_before_us > now) {
 			if (!next_due || e->not_before_us < next_due)
@@ -520,29 +531,89 @@ static void batch_answer(struct broker *b, GPtrArray *batch, int r, const int *r
 	}
 }
 
-/* Group commit: every MESSAGE accepted since the last one, in one durable
- * transaction, then their answers, then one dispatch. */
-static void batch_commit(struct broker *b)
+/* After the commit (r) that deleted its message: the ACK takes effect and
+ * is confirmed, or on failure the message stays as it was. */
+static void ack_finish(struct broker *b, struct broker_ack *a, int r)
 {
-	GPtrArray *batch = b->batch;
-	g_autofree struct spool_record **recs = NULL;
-	g_autofree int *results = NULL;
+	struct entry *e = entry_lookup(b, a->id);
+
+	if (r < 0) {
+		/* state: in flight again (stored if its consumer left meanwhile) */
+		if (e)
+			e->acking = false;
+		if (a->done)
+			a->done(a->ctx, r);
+		return;
+	}
+	/* state: acked (e is gone already if it expired meanwhile) */
+	if (e) {
+		b->acked++;
+		emit_entry(b, BROKER_EVENT_ACKED, e);
+	}
+	/* answer: 200 (acked) */
+	waiters_answer(b, a->id, 200, "OK", 0);
+	if (e)
+		entry_drop(b, e);
+	if (a->done)
+		a->done(a->ctx, 0);
+}
+
+/* The ACKs of one pass: their deletes in one transaction that is not
+ * fsync'd (spool_remove_batch) — a kill -9 after it keeps them, a power
+ * loss may bring them back (at-least-once, docs/behaviour.md) — so a
+ * consumer's ACK never waits for the disk; then each is confirmed. */
+static void acks_commit(struct broker *b, GPtrArray *acks)
+{
+	g_autofree int64_t *ids = g_new(int64_t, acks->len + 1);
 	int r;
 
-	if (!batch->len)
-		return;
-	/* Answers run foreign code: later arrivals start a new batch. */
-	b->batch = g_ptr_array_new_with_free_func((GDestroyNotify)pending_free);
-	b->batch_bytes = 0;
-	recs = g_new(struct spool_record *, batch->len);
-	results = g_new0(int, batch->len);
+	for (guint i = 0; i < acks->len; i++)
+		ids[i] = ((struct broker_ack *)g_ptr_array_index(acks, i))->id;
+	r = spool_remove_batch(b->spool, ids, acks->len);
+	if (r < 0)
+		g_warning("spool: cannot commit %u ACK(s): %s", acks->len,
+			  spool_errmsg(b->spool));
+	for (guint i = 0; i < acks->len; i++)
+		ack_finish(b, g_ptr_array_index(acks, i), r < 0 ? r : 0);
+	if (r >= 0)
+		purge_soon(b);
+}
+
+/* The MESSAGEs of one pass: stored in one durable transaction, then each
+ * answered by its outcome. */
+static void stores_commit(struct broker *b, GPtrArray *batch)
+{
+	g_autofree struct spool_record **recs = g_new(struct spool_record *, batch->len + 1);
+	g_autofree int *results = g_new0(int, batch->len + 1);
+	int r;
+
 	for (guint i = 0; i < batch->len; i++)
 		recs[i] = &((struct pending *)g_ptr_array_index(batch, i))->rec;
 	r = spool_store_batch(b->spool, recs, batch->len, results);
 	if (r < 0)
-		g_warning("spool: cannot store %u message(s): %s", batch->len,
+		g_warning("spool: cannot commit %u message(s): %s", batch->len,
 			  spool_errmsg(b->spool));
-	batch_answer(b, batch, r, results);
+	batch_answer(b, batch, r < 0 ? r : 0, results);
+}
+
+/* Group commit: every ACK received since the last one, then every MESSAGE
+ * accepted, each set in one transaction, then their confirmations and
+ * answers, then one dispatch. */
+static void batch_commit(struct broker *b)
+{
+	GPtrArray *batch = b->batch, *acks = b->acks;
+
+	if (!batch->len && !acks->len)
+		return;
+	/* Answers run foreign code: later arrivals start a new batch. */
+	b->batch = g_ptr_array_new_with_free_func((GDestroyNotify)pending_free);
+	b->batch_bytes = 0;
+	b->acks = g_ptr_array_new_with_free_func(g_free);
+	if (acks->len)
+		acks_commit(b, acks);
+	if (batch->len)
+		stores_commit(b, batch);
+	g_ptr_array_unref(acks);
 	g_ptr_array_unref(batch);
 	dispatch(b);
 }
@@ -566,8 +637,8 @@ static gboolean on_flush(gpointer data)
 }
 
 /* Once per main-loop iteration: the SIP source delivers every MESSAGE the
- * stack thread queued (more pile up while a commit runs), then this idle
- * commits them together. */
+ * stack thread queued (more pile up while a commit runs) and the socket
+ * source every ACK, then this idle commits them together. */
 static void flush_soon(struct broker *b)
 {
 	if (!b->flush_idle)
@@ -748,33 +819,39 @@ static struct entry *in_flight_to(struct broker *b, void *consumer, int64_t id)
 	struct consumer_slot *slot = g_hash_table_lookup(b->slots, consumer);
 	struct entry *e = entry_lookup(b, id);
 
-	return slot && e && e->in_flight == slot ? e : NULL;
+	return slot && e && e->in_flight == slot && !e->acking ? e : NULL;
 }
 
-int broker_ack(struct broker *b, void *consumer, int64_t id)
+int broker_ack(struct broker *b, void *consumer, int64_t id,
+	       broker_ack_done_fn done, void *ctx, struct broker_ack **handle)
 {
 	struct entry *e = in_flight_to(b, consumer, id);
-	int r;
+	struct broker_ack *a;
 
 	if (!e)
 		return -ENOENT;
-	/* Deleted before the ACK is confirmed, so a crash of the agent after it
-	 * never brings the message back; not fsync'd (spool_remove_batch), so
-	 * the consumer's ACK does not wait for the disk. */
-	r = spool_remove_batch(b->spool, &id, 1);
-	if (r < 0) {
-		g_warning("spool: cannot remove message %" G_GINT64_FORMAT ": %s",
-			  id, spool_errmsg(b->spool));
-		return r;
-	}
-	/* state: acked */
-	b->acked++;
-	emit_entry(b, BROKER_EVENT_ACKED, e);
-	/* answer: 200 (acked) */
-	waiters_answer(b, id, 200, "OK", 0);
-	entry_drop(b, e);
-	purge_soon(b);
+	/* The deletion is committed before done confirms the ACK, so a crash
+	 * of the agent after a confirmed ACK never brings the message back;
+	 * it shares the group commit, so ACKs cost no transaction of their
+	 * own under load. */
+	/* state: acking */
+	e->acking = true;
+	a = g_new0(struct broker_ack, 1);
+	a->id = id;
+	a->done = done;
+	a->ctx = ctx;
+	g_ptr_array_add(b->acks, a);
+	if (handle)
+		*handle = a;
+	flush_soon(b);  /* never at once: done must not run inside broker_ack */
 	return 0;
+}
+
+void broker_ack_cancel(struct broker *b, struct broker_ack *a)
+{
+	(void)b;
+	a->done = NULL;
+	a->ctx = NULL;
 }
 
 int broker_nack(struct broker *b, void *consumer, int64_t id)
@@ -1050,7 +1127,7 @@ static int list_one(const struct spool_record *rec, void *user)
 	struct list_walk *w = user;
 	struct entry *e = entry_lookup(w->broker, rec->id);
 
-	return w->fn(w->ctx, rec, e && e->in_flight);
+	return w->fn(w->ctx, rec, e && (e->in_flight || e->acking));
 }
 
 int broker_list(struct broker *b, int64_t after_id, size_t limit,
@@ -1082,6 +1159,7 @@ int broker_new(struct spool *spool, const struct broker_limits *limits,
 	g_queue_init(&b->entries);
 	g_queue_init(&b->waiters);
 	b->batch = g_ptr_array_new_with_free_func((GDestroyNotify)pending_free);
+	b->acks = g_ptr_array_new_with_free_func(g_free);
 	b->by_id = g_hash_table_new(g_int64_hash, g_int64_equal);
 	b->holders = g_hash_table_new(g_str_hash, g_str_equal);
 	b->slots = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, slot_free);
@@ -1152,6 +1230,8 @@ static void batch_drop(struct broker *b)
 			  b->batch->len);
 	g_ptr_array_set_size(b->batch, 0);
 	b->batch_bytes = 0;
+	/* unconfirmed ACKs: their messages come back after a restart */
+	g_ptr_array_set_size(b->acks, 0);
 }
 
 void broker_free(struct broker *b)
@@ -1176,6 +1256,7 @@ void broker_free(struct broker *b)
 	g_queue_clear_full(&b->entries, (GDestroyNotify)entry_free);
 	g_array_unref(b->observers);
 	g_ptr_array_unref(b->batch);
+	g_ptr_array_unref(b->acks);
 	g_free(b->reg.aor);
 	g_free(b->reg.registrar);
 	g_free(b->reg.transport);

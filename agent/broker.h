@@ -93,10 +93,24 @@ int broker_subscribe(struct broker *b, void *consumer, const char *const *types,
 void broker_unsubscribe(struct broker *b, void *consumer);
 /* The consumer can take messages again (its output drained). */
 void broker_consumer_ready(struct broker *b, void *consumer);
-/* -ENOENT when id is not a message in flight to this consumer.  The
- * message is deleted from the spool before this returns, in a commit that
- * is not fsync'd (docs/behaviour.md: what a power loss may bring back). */
-int broker_ack(struct broker *b, void *consumer, int64_t id);
+/* The outcome of an ACK: 0 once the message's deletion is committed (only
+ * then may the consumer be told), or a negative errno when that commit
+ * failed (the message stays, still in flight to the consumer). */
+typedef void (*broker_ack_done_fn)(void *ctx, int err);
+struct broker_ack;  /* an ACK waiting for its commit, cancellable */
+/* -ENOENT when id is not a message in flight to this consumer (or its ACK
+ * is already waiting); done is then never called.  Else 0: the deletion
+ * rides along with the next group commit — in the durable store
+ * transaction when MESSAGEs wait, else in its own transaction that is not
+ * fsync'd (docs/behaviour.md: what a power loss may bring back) — once per
+ * main-loop iteration, and done is called from the main loop after it,
+ * never before broker_ack returns.  *handle (may be NULL) is valid until
+ * done is called. */
+int broker_ack(struct broker *b, void *consumer, int64_t id,
+	       broker_ack_done_fn done, void *ctx, struct broker_ack **handle);
+/* The ACKer went away: done will not be called (the deletion still
+ * happens; an unconfirmed ACK may or may not take effect). */
+void broker_ack_cancel(struct broker *b, struct broker_ack *a);
 int broker_nack(struct broker *b, void *consumer, int64_t id);
 
 /* --- client-initiated sends --- */
@@ -191,8 +205,8 @@ bool broker_is_registered(const struct broker *b);
 int broker_new(struct spool *spool, const struct broker_limits *limits,
 	       struct broker **out, char **error);
 void broker_set_sip(struct broker *b, const struct broker_sip_ops *ops, void *sip);
-/* The agent is stopping: commits and answers the MESSAGEs waiting for the
- * group commit, answers every deferred MESSAGE now (480, the messages stay
+/* The agent is stopping: commits and answers the MESSAGEs (and confirms
+ * the ACKs) waiting for the group commit, answers every deferred MESSAGE now (480, the messages stay
  * spooled) and later arrivals at once.  Call it while the SIP
  * side can still send, before sip_shutdown. */
 void broker_shutdown(struct broker *b);

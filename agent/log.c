@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -36,6 +37,8 @@ static void hex_of(const uint8_t fp[SPOOL_FINGERPRINT_LEN], char out[2 * SPOOL_F
 	out[2 * SPOOL_FINGERPRINT_LEN] = '\0';
 }
 
+static bool log_enabled(GLogLevelFlags flags);
+
 void log_message(GLogLevelFlags level, const struct log_fields *f, const char *fmt, ...)
 {
 	GLogField fields[LOG_MAX_FIELDS];
@@ -43,6 +46,9 @@ void log_message(GLogLevelFlags level, const struct log_fields *f, const char *f
 	g_autofree char *text = NULL;
 	size_t n = 0;
 	va_list ap;
+
+	if (!log_enabled(level))
+		return;		/* below the level: not even formatted */
 
 	va_start(ap, fmt);
 	text = g_strdup_vprintf(fmt, ap);
@@ -89,8 +95,10 @@ void log_broker_event(void *ctx, const struct broker_event *ev)
 	const char *type = ev->lmr_type ? ev->lmr_type : "?";
 
 	(void)ctx;
-	if (ev->fingerprint)
-		hex_of(ev->fingerprint, hex);
+	if (ev->kind == BROKER_EVENT_REGISTRATION)
+		return;
+	if (ev->fingerprint && log_enabled(G_LOG_LEVEL_MESSAGE))
+		hex_of(ev->fingerprint, hex);	/* only RECEIVED and EXPIRED show it */
 
 	switch (ev->kind) {
 	case BROKER_EVENT_REGISTRATION:
@@ -148,8 +156,56 @@ static enum log_level level_of(GLogLevelFlags flags)
 	return LOG_LEVEL_DEBUG;
 }
 
-/* Lines above the level go to GLib's default writer, which at `message`
- * still applies G_MESSAGES_DEBUG to info and debug lines. */
+/* Where stderr goes, decided once in log_init: GLib's default writer asks
+ * the kernel (ioctl, fstat) for every line, two system calls per line and
+ * a few per message at the default level. */
+static bool stderr_is_journal;
+static bool stderr_has_color;
+static bool stdout_has_color;
+
+/* Whether a line at flags in our domain would be written: lines above the
+ * level are dropped, except that at `message` GLib's G_MESSAGES_DEBUG
+ * still decides for info and debug lines. */
+static bool log_enabled(GLogLevelFlags flags)
+{
+	enum log_level level = (enum log_level) g_atomic_int_get(&current_level);
+
+	if (level_of(flags) > level && level != LOG_LEVEL_MESSAGE)
+		return false;
+	return !g_log_writer_default_would_drop(flags, LOG_DOMAIN);
+}
+
+static const char *domain_of(const GLogField *fields, gsize n_fields)
+{
+	for (gsize i = 0; i < n_fields; i++)
+		if (strcmp(fields[i].key, "GLIB_DOMAIN") == 0)
+			return fields[i].value;
+	return NULL;
+}
+
+/* g_log_writer_default without its per-line checks: the same drop rule
+ * (G_MESSAGES_DEBUG), journal or standard streams, the same format. */
+static GLogWriterOutput write_line(GLogLevelFlags flags, const GLogField *fields,
+				   gsize n_fields, gpointer data)
+{
+	bool to_stderr = flags & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL |
+				  G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE);
+	FILE *stream = to_stderr ? stderr : stdout;
+	g_autofree char *line = NULL;
+
+	if (g_log_writer_default_would_drop(flags, domain_of(fields, n_fields)))
+		return G_LOG_WRITER_HANDLED;
+	if (stderr_is_journal &&
+	    g_log_writer_journald(flags, fields, n_fields, data) == G_LOG_WRITER_HANDLED)
+		return G_LOG_WRITER_HANDLED;
+	line = g_log_writer_format_fields(flags, fields, n_fields,
+					  to_stderr ? stderr_has_color : stdout_has_color);
+	fputs(line, stream);
+	fputc('\n', stream);
+	fflush(stream);
+	return G_LOG_WRITER_HANDLED;
+}
+
 static GLogWriterOutput log_writer(GLogLevelFlags flags, const GLogField *fields,
 				   gsize n_fields, gpointer data)
 {
@@ -158,7 +214,10 @@ static GLogWriterOutput log_writer(GLogLevelFlags flags, const GLogField *fields
 
 	if (line > level && level != LOG_LEVEL_MESSAGE)
 		return G_LOG_WRITER_HANDLED;
-	return g_log_writer_default(flags, fields, n_fields, data);
+	/* fatal lines keep GLib's own handling (G_DEBUG=fatal-*, abort) */
+	if (flags & (G_LOG_FLAG_FATAL | G_LOG_LEVEL_ERROR))
+		return g_log_writer_default(flags, fields, n_fields, data);
+	return write_line(flags, fields, n_fields, data);
 }
 
 void log_set_level(enum log_level level)
@@ -170,6 +229,9 @@ void log_set_level(enum log_level level)
 
 void log_init(bool verbose)
 {
+	stderr_is_journal = g_log_writer_is_journald(fileno(stderr));
+	stderr_has_color = g_log_writer_supports_color(fileno(stderr));
+	stdout_has_color = g_log_writer_supports_color(fileno(stdout));
 	g_log_set_writer_func(log_writer, NULL, NULL);
 	log_set_level(verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_MESSAGE);
 }

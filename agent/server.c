@@ -104,6 +104,7 @@ struct conn {
 	bool subscribing;	/* inside broker_subscribe: hold deliveries */
 	bool want_ready;	/* a delivery was refused; tell the broker on drain */
 	GQueue sends;		/* struct pending_send */
+	GQueue acks;		/* struct pending_ack */
 };
 
 struct pending_send {
@@ -112,6 +113,15 @@ struct pending_send {
 	uint32_t request_id;
 	bool starting;		/* inside broker_send(): done may come first */
 	bool finished;
+};
+
+/* An ACK whose deletion waits for the broker's group commit: OK is
+ * replied only after it. */
+struct pending_ack {
+	struct conn *conn;
+	struct broker_ack *handle;
+	uint32_t request_id;
+	uint64_t message_id;
 };
 
 struct server {
@@ -663,6 +673,47 @@ static void handle_subscribe(struct conn *c, uint32_t id,
 	conn_maybe_ready(c);
 }
 
+/* The broker committed (or failed to commit) an ACK's deletion. */
+static void ack_done(void *ctx, int err)
+{
+	struct pending_ack *pa = ctx;
+	struct conn *c = pa->conn;
+
+	if (c->state == CONN_STATE_READY || c->state == CONN_STATE_DRAINING) {
+		if (err < 0)
+			reply_error(c, pa->request_id, -err,
+				    "cannot remove message %" PRIu64 ": %s",
+				    pa->message_id, g_strerror(-err));
+		else
+			reply_ok(c, pa->request_id);
+	}
+
+	g_debug("connection %u: acked message %" PRIu64 ": err %d", c->serial,
+		pa->message_id, err);
+	g_queue_remove(&c->acks, pa);
+	g_free(pa);
+}
+
+/* 0 with the reply to come from ack_done, or a negative errno. */
+static int ack_start(struct conn *c, uint32_t id, uint64_t msg_id)
+{
+	struct pending_ack *pa = g_new0(struct pending_ack, 1);
+	int r;
+
+	pa->conn = c;
+	pa->request_id = id;
+	pa->message_id = msg_id;
+	r = broker_ack(c->server->broker, c, (int64_t) msg_id, ack_done, pa,
+		       &pa->handle);
+	if (r < 0) {
+		g_free(pa);
+		return r;
+	}
+
+	g_queue_push_tail(&c->acks, pa);
+	return 0;
+}
+
 static void handle_ack(struct conn *c, uint32_t id, bool ack,
 		       const struct ack_request *req)
 {
@@ -672,7 +723,9 @@ static void handle_ack(struct conn *c, uint32_t id, bool ack,
 	if (!c->subscribed || msg_id > INT64_MAX) {
 		r = -ENOENT;
 	} else if (ack) {
-		r = broker_ack(c->server->broker, c, (int64_t) msg_id);
+		r = ack_start(c, id, msg_id);
+		if (r == 0)
+			return;		/* confirmed after the commit */
 	} else {
 		r = broker_nack(c->server->broker, c, (int64_t) msg_id);
 	}
@@ -687,8 +740,7 @@ static void handle_ack(struct conn *c, uint32_t id, bool ack,
 		return;
 	}
 
-	g_debug("connection %u: %s message %" PRIu64, c->serial,
-		ack ? "acked" : "nacked", msg_id);
+	g_debug("connection %u: nacked message %" PRIu64, c->serial, msg_id);
 	reply_ok(c, id);
 }
 
@@ -1270,9 +1322,15 @@ static void conn_destroy(struct conn *c)
 {
 	struct server *s = c->server;
 	struct pending_send *ps;
+	struct pending_ack *pa;
 
 	if (c->subscribed)
 		broker_unsubscribe(s->broker, c);
+
+	while ((pa = g_queue_pop_head(&c->acks))) {
+		broker_ack_cancel(s->broker, pa->handle);
+		g_free(pa);
+	}
 
 	while ((ps = g_queue_pop_head(&c->sends))) {
 		if (ps->handle)
@@ -1324,6 +1382,7 @@ static struct conn *conn_new(struct server *s, int fd, const struct ucred *cred)
 	frame_decoder_init(&c->in);
 	g_queue_init(&c->out);
 	g_queue_init(&c->sends);
+	g_queue_init(&c->acks);
 
 	c->source = g_source_new(&conn_source_funcs, sizeof(struct conn_source));
 	cs = (struct conn_source *) c->source;

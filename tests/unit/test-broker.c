@@ -332,6 +332,45 @@ static void subscribe(struct fx *f, struct consumer *c, const char *type)
 	assert_int_equal(broker_subscribe(f->b, c, types, false, deliver, lost, NULL), 0);
 }
 
+/* --- ACKs --- */
+
+struct ack_result {
+	int count;
+	int err;
+	const char *path;           /* set: count committed rows at confirmation */
+	int64_t rows_at_done;
+};
+
+static int64_t committed_rows(const char *path);
+
+static void on_ack_done(void *ctx, int err)
+{
+	struct ack_result *r = ctx;
+
+	r->count++;
+	r->err = err;
+	if (r->path)
+		r->rows_at_done = committed_rows(r->path);
+}
+
+/* An ACK and the main-loop iteration that commits it: its outcome, or
+ * broker_ack's refusal. */
+static int ack_now(struct fx *f, struct consumer *c, int64_t id)
+{
+	struct ack_result r = { 0 };
+	int e;
+
+	e = broker_ack(f->b, c, id, on_ack_done, &r, NULL);
+	if (e < 0) {
+		assert_int_equal(r.count, 0);
+		return e;
+	}
+	assert_int_equal(r.count, 0);  /* never inside broker_ack */
+	settle();
+	assert_int_equal(r.count, 1);
+	return r.err;
+}
+
 static struct broker_status status_of(struct fx *f)
 {
 	struct broker_status st;
@@ -407,8 +446,8 @@ static void test_ack_removes(void **state)
 	subscribe(f, &c, "TETRA");
 	send_msg(f, "TETRA", "k", 5, &a);
 	assert_int_equal(c.n_got, 1);
-	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
-	assert_int_equal(broker_ack(f->b, &c, c.got[0]), -ENOENT);
+	assert_int_equal(ack_now(f, &c, c.got[0]), 0);
+	assert_int_equal(ack_now(f, &c, c.got[0]), -ENOENT);
 	assert_int_equal(status_of(f).spool_messages, 0);
 	assert_int_equal(status_of(f).acked, 1);
 	fx_restart(f);
@@ -424,7 +463,7 @@ static void test_ack_by_other_consumer_refused(void **state)
 	subscribe(f, &c, "TETRA");
 	subscribe(f, &other, "P25");
 	send_msg(f, "TETRA", "k", 5, &a);
-	assert_int_equal(broker_ack(f->b, &other, c.got[0]), -ENOENT);
+	assert_int_equal(ack_now(f, &other, c.got[0]), -ENOENT);
 	assert_int_equal(broker_nack(f->b, &other, c.got[0]), -ENOENT);
 	assert_int_equal(status_of(f).spool_messages, 1);
 }
@@ -445,7 +484,7 @@ static void test_nack_reoffers_after_delay(void **state)
 	assert_true(run_until(&c.n_got, 2, 3000));
 	assert_int_equal(c.got[1], id);
 	assert_int_equal(status_of(f).spool_messages, 1);
-	assert_int_equal(broker_ack(f->b, &c, id), 0);
+	assert_int_equal(ack_now(f, &c, id), 0);
 }
 
 static void test_disconnect_returns_in_flight(void **state)
@@ -458,13 +497,13 @@ static void test_disconnect_returns_in_flight(void **state)
 	send_msg(f, "TETRA", "k1", 1, &a1);
 	send_msg(f, "TETRA", "k2", 2, &a2);
 	assert_int_equal(c1.n_got, 2);
-	assert_int_equal(broker_ack(f->b, &c1, c1.got[0]), 0);
+	assert_int_equal(ack_now(f, &c1, c1.got[0]), 0);
 	broker_unsubscribe(f->b, &c1);
 	subscribe(f, &c2, "TETRA");
 	assert_int_equal(c2.n_got, 1);
 	assert_int_equal(c2.got[0], c1.got[1]);
-	assert_int_equal(broker_ack(f->b, &c1, c1.got[1]), -ENOENT);
-	assert_int_equal(broker_ack(f->b, &c2, c2.got[0]), 0);
+	assert_int_equal(ack_now(f, &c1, c1.got[1]), -ENOENT);
+	assert_int_equal(ack_now(f, &c2, c2.got[0]), 0);
 }
 
 static void test_blocked_consumer_resumes_when_ready(void **state)
@@ -514,7 +553,7 @@ static void test_takeover(void **state)
 	/* the old holder's unacked message goes to the new one */
 	assert_int_equal(new.n_got, 1);
 	assert_int_equal(new.got[0], old.got[0]);
-	assert_int_equal(broker_ack(f->b, &old, old.got[0]), -ENOENT);
+	assert_int_equal(ack_now(f, &old, old.got[0]), -ENOENT);
 
 	/* regression: the old consumer leaving must not remove the new holder */
 	broker_unsubscribe(f->b, &old);
@@ -544,7 +583,7 @@ static void test_duplicate_answered_200_not_delivered_twice(void **state)
 	assert_int_equal(status_of(f).spool_messages, 1);
 
 	/* after the ACK, and after a restart */
-	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(ack_now(f, &c, c.got[0]), 0);
 	send_msg(f, "TETRA", "call-1\n1\ntag", 1, &a3);
 	assert_int_equal(a3.status, 200);
 	fx_restart(f);
@@ -574,7 +613,7 @@ static void test_full_spool_503(void **state)
 
 	/* room for one message again, but not for 200 more bytes (max-bytes 300) */
 	subscribe(f, &c, "TETRA");
-	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(ack_now(f, &c, c.got[0]), 0);
 	send_sized(f, "TETRA", "k4", 4, 201, &a4);
 	assert_int_equal(a4.status, 503);
 	send_sized(f, "TETRA", "k4", 4, 200, &a4);
@@ -719,22 +758,126 @@ static void test_batch_counts_against_bounds(void **state)
 	assert_int_equal(status_of(f).spool_messages, 2);
 }
 
-/* An ACK's delete is committed before broker_ack returns (before the
- * consumer is told), so a crash after the ACK cannot bring it back. */
-static void test_ack_deleted_before_ack_returns(void **state)
+/* An ACK is confirmed only after the commit that deleted its message, so
+ * a crash after a confirmed ACK cannot bring the message back. */
+static void test_ack_confirmed_only_after_commit(void **state)
 {
 	struct fx *f = *state;
 	struct consumer c = { .name = "c" };
 	struct answer a1 = { 0 }, a2 = { 0 };
+	struct ack_result r = { .path = f->path, .rows_at_done = -1 };
 
 	subscribe(f, &c, "TETRA");
 	send_msg(f, "TETRA", "k1", 1, &a1);
 	send_msg(f, "TETRA", "k2", 2, &a2);
 	assert_int_equal(committed_rows(f->path), 2);
-	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
-	assert_int_equal(committed_rows(f->path), 1);
-	assert_int_equal(broker_ack(f->b, &c, c.got[0]), -ENOENT);
+	assert_int_equal(broker_ack(f->b, &c, c.got[0], on_ack_done, &r, NULL), 0);
+	assert_int_equal(r.count, 0);
+	assert_int_equal(committed_rows(f->path), 2);
+	/* a second ACK (or a NACK) of it while the first waits: refused */
+	assert_int_equal(broker_ack(f->b, &c, c.got[0], on_ack_done, &r, NULL), -ENOENT);
+	assert_int_equal(broker_nack(f->b, &c, c.got[0]), -ENOENT);
+	assert_int_equal(status_of(f).acked, 0);
+	settle();
+	assert_int_equal(r.count, 1);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.rows_at_done, 1);
+	assert_int_equal(status_of(f).acked, 1);
 	assert_int_equal(status_of(f).spool_messages, 1);
+	assert_int_equal(ack_now(f, &c, c.got[0]), -ENOENT);
+}
+
+/* ACKs of one main-loop iteration share one commit, made before the
+ * durable commit of the MESSAGEs waiting with them (an ACK never waits
+ * for the disk): at each confirmation all three deletes are committed and
+ * the new MESSAGE not yet; it is answered 200 after its own commit. */
+static void test_acks_commit_together_before_messages(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a[3] = { 0 }, late = { 0 };
+	struct ack_result r[3];
+
+	subscribe(f, &c, "TETRA");
+	for (int i = 0; i < 3; i++)
+		send_msg(f, "TETRA", (const char *[]) { "k0", "k1", "k2" }[i],
+			 (uint8_t)i, &a[i]);
+	assert_int_equal(c.n_got, 3);
+	for (int i = 0; i < 3; i++) {
+		r[i] = (struct ack_result) { .path = f->path, .rows_at_done = -1 };
+		assert_int_equal(broker_ack(f->b, &c, c.got[i], on_ack_done, &r[i], NULL), 0);
+	}
+	queue_msg(f, "TETRA", "k3", 3, on_answer, &late);
+	assert_int_equal(committed_rows(f->path), 3);
+	settle();
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(r[i].count, 1);
+		assert_int_equal(r[i].err, 0);
+		assert_int_equal(r[i].rows_at_done, 0);  /* k0..k2 gone, k3 not yet */
+	}
+	assert_int_equal(late.status, 200);
+	assert_int_equal(status_of(f).acked, 3);
+	assert_int_equal(status_of(f).spool_messages, 1);
+	assert_int_equal(count_events(&f->events, BROKER_EVENT_ACKED), 3);
+}
+
+/* A failed commit fails each ACK in it: an error to each, no ACKED event,
+ * the messages kept and still in flight (a retried ACK works). */
+static void test_ack_commit_failure_keeps_messages(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c = { .name = "c" };
+	struct answer a[2] = { 0 };
+	struct ack_result r[2] = { 0 };
+	sqlite3 *other = NULL;
+
+	subscribe(f, &c, "TETRA");
+	send_msg(f, "TETRA", "k0", 0, &a[0]);
+	send_msg(f, "TETRA", "k1", 1, &a[1]);
+	assert_int_equal(sqlite3_open_v2(f->path, &other, SQLITE_OPEN_READWRITE, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(broker_ack(f->b, &c, c.got[i], on_ack_done, &r[i], NULL), 0);
+	settle();
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(r[i].count, 1);
+		assert_true(r[i].err < 0);
+	}
+	assert_int_equal(status_of(f).acked, 0);
+	assert_int_equal(status_of(f).spool_messages, 2);
+	assert_int_equal(count_events(&f->events, BROKER_EVENT_ACKED), 0);
+	assert_int_equal(c.n_got, 2);  /* not offered again: still in flight */
+	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	assert_int_equal(committed_rows(f->path), 2);
+	assert_int_equal(ack_now(f, &c, c.got[0]), 0);
+	assert_int_equal(ack_now(f, &c, c.got[1]), 0);
+	assert_int_equal(status_of(f).spool_messages, 0);
+}
+
+/* The consumer went away before its ACK's commit: no confirmation, and
+ * the ACKed message is not offered to the next consumer meanwhile. */
+static void test_ack_cancelled_when_consumer_leaves(void **state)
+{
+	struct fx *f = *state;
+	struct consumer c1 = { .name = "c1" }, c2 = { .name = "c2" };
+	struct answer a = { 0 };
+	struct ack_result r = { 0 };
+	struct broker_ack *h = NULL;
+
+	subscribe(f, &c1, "TETRA");
+	send_msg(f, "TETRA", "k0", 0, &a);
+	assert_int_equal(broker_ack(f->b, &c1, c1.got[0], on_ack_done, &r, &h), 0);
+	assert_non_null(h);
+	broker_unsubscribe(f->b, &c1);
+	broker_ack_cancel(f->b, h);
+	subscribe(f, &c2, "TETRA");
+	assert_int_equal(c2.n_got, 0);
+	settle();
+	assert_int_equal(r.count, 0);
+	assert_int_equal(c2.n_got, 0);
+	assert_int_equal(status_of(f).spool_messages, 0);
 }
 
 /* --- ack-mode delivered --- */
@@ -744,6 +887,7 @@ static void test_delivered_200_only_after_ack(void **state)
 	struct fx *f = *state;
 	struct consumer c = { .name = "c" };
 	struct answer a = { 0 };
+	struct ack_result r = { 0 };
 
 	subscribe(f, &c, "TETRA");
 	send_msg(f, "TETRA", "k", 1, &a);
@@ -751,7 +895,10 @@ static void test_delivered_200_only_after_ack(void **state)
 	assert_int_equal(a.count, 0);  /* deferred */
 	run_for(200);
 	assert_int_equal(a.count, 0);
-	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(broker_ack(f->b, &c, c.got[0], on_ack_done, &r, NULL), 0);
+	assert_int_equal(a.count, 0);  /* the 200 waits for the deletion's commit */
+	settle();
+	assert_int_equal(r.count, 1);
 	assert_int_equal(a.count, 1);
 	assert_int_equal(a.status, 200);
 	run_for(1300);  /* the delivery timer is gone: no second answer */
@@ -773,7 +920,7 @@ static void test_delivered_480_without_consumer(void **state)
 	subscribe(f, &c, "P25");
 	assert_int_equal(c.n_got, 1);
 	assert_int_equal(c.first_byte[0], 9);
-	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(ack_now(f, &c, c.got[0]), 0);
 	assert_int_equal(a.count, 1);
 }
 
@@ -792,7 +939,7 @@ static void test_delivered_480_after_timeout(void **state)
 	assert_true(a.retry_after > 0);
 	/* still spooled and in flight: a late ACK removes it, no second answer */
 	assert_int_equal(status_of(f).spool_messages, 1);
-	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(ack_now(f, &c, c.got[0]), 0);
 	assert_int_equal(a.count, 1);
 }
 
@@ -821,7 +968,7 @@ static void test_delivered_resend_waits_with_first(void **state)
 	send_msg(f, "TETRA", "k", 1, &a2);
 	assert_int_equal(a1.count + a2.count, 0);
 	assert_int_equal(c.n_got, 1);
-	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(ack_now(f, &c, c.got[0]), 0);
 	assert_int_equal(a1.status, 200);
 	assert_int_equal(a2.status, 200);
 	/* re-sent once more after the ACK: 200 at once, nothing delivered */
@@ -918,7 +1065,7 @@ static void test_events_carry_metadata(void **state)
 	id = c.got[0];
 	assert_int_equal(broker_nack(f->b, &c, id), 0);
 	assert_true(run_until(&c.n_got, 2, 3000));
-	assert_int_equal(broker_ack(f->b, &c, id), 0);
+	assert_int_equal(ack_now(f, &c, id), 0);
 	broker_rejected(f->b, 403, "Forbidden (sender is not a trusted sender)");
 
 	for (enum broker_event_kind k = BROKER_EVENT_RECEIVED; k <= BROKER_EVENT_NACKED; k++) {
@@ -958,7 +1105,7 @@ static void test_wal_purged_soon_when_drained(void **state)
 	subscribe(f, &c, "TETRA");
 	send_msg(f, "TETRA", "k", 1, &a);
 	assert_true(wal_size(f) > 0);
-	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(ack_now(f, &c, c.got[0]), 0);
 	run_for(600);  /* BROKER_PURGE_DELAY_MS, 250 ms */
 	assert_int_equal(wal_size(f), 0);
 }
@@ -972,7 +1119,7 @@ static void test_wal_purged_soon_when_busy(void **state)
 	subscribe(f, &c, "TETRA");
 	send_msg(f, "TETRA", "k1", 1, &a1);
 	send_msg(f, "TETRA", "k2", 2, &a2);
-	assert_int_equal(broker_ack(f->b, &c, c.got[0]), 0);
+	assert_int_equal(ack_now(f, &c, c.got[0]), 0);
 	assert_true(wal_size(f) > 0);  /* the queue did not drain */
 	run_for(600);
 	assert_int_equal(wal_size(f), 0);
@@ -1144,9 +1291,12 @@ int main(void)
 		T(test_full_spool_503, setup_small),
 		T(test_batch_answers_only_after_commit, setup),
 		T(test_batch_commit_failure_answers_500_to_all, setup),
+		T(test_acks_commit_together_before_messages, setup),
+		T(test_ack_commit_failure_keeps_messages, setup),
+		T(test_ack_cancelled_when_consumer_leaves, setup),
 		T(test_batch_duplicate_inside, setup),
 		T(test_batch_counts_against_bounds, setup_small),
-		T(test_ack_deleted_before_ack_returns, setup),
+		T(test_ack_confirmed_only_after_commit, setup),
 		T(test_delivered_200_only_after_ack, setup_delivered),
 		T(test_delivered_480_without_consumer, setup_delivered),
 		T(test_delivered_480_after_timeout, setup_delivered),

@@ -129,6 +129,7 @@ static void test_event_levels(void **state)
 	};
 
 	(void)state;
+	log_set_level(LOG_LEVEL_DEBUG);  /* else debug lines are not even made */
 	for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
 		struct broker_event ev = {
 			.kind = rows[i].kind, .id = 9, .lmr_type = "TETRA", .size = 1,
@@ -146,6 +147,31 @@ static void test_event_levels(void **state)
 		assert_non_null(strstr(field("MESSAGE"), rows[i].kind == BROKER_EVENT_REJECTED ?
 				       "503" : "message 9"));
 	}
+	log_set_level(LOG_LEVEL_MESSAGE);
+}
+
+/* Lines below the active level are dropped before they are formatted:
+ * the writer never sees them. */
+static void test_below_level_not_made(void **state)
+{
+	struct broker_event delivered = {
+		.kind = BROKER_EVENT_DELIVERED, .id = 4, .lmr_type = "TETRA", .size = 1,
+		.fingerprint = fp,
+	};
+	struct broker_event acked = delivered;
+
+	(void)state;
+	acked.kind = BROKER_EVENT_ACKED;
+	g_unsetenv("G_MESSAGES_DEBUG");
+	log_set_level(LOG_LEVEL_MESSAGE);
+	log_broker_event(NULL, &delivered);
+	assert_int_equal(seen.count, 0);
+	log_broker_event(NULL, &acked);
+	assert_int_equal(seen.count, 1);
+	log_set_level(LOG_LEVEL_WARNING);
+	log_broker_event(NULL, &acked);
+	assert_int_equal(seen.count, 1);
+	log_set_level(LOG_LEVEL_MESSAGE);
 }
 
 int main(void)
@@ -155,6 +181,7 @@ int main(void)
 		cmocka_unit_test_setup(test_unset_fields_left_out, reset),
 		cmocka_unit_test_setup(test_received_event, reset),
 		cmocka_unit_test_setup(test_event_levels, reset),
+		cmocka_unit_test_setup(test_below_level_not_made, reset),
 	};
 	int r;
 

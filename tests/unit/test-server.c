@@ -82,6 +82,9 @@ static struct fake_broker {
 	int n_ready;
 	int n_ack, n_nack;
 	int64_t acked_id, nacked_id;
+	broker_ack_done_fn ack_done;	/* the last ACK, waiting for its commit */
+	void *ack_ctx;
+	int n_ack_cancel;
 	int n_send;
 	struct fake_send sends[FAKE_MAX_SENDS];
 	int n_cancel;
@@ -183,13 +186,38 @@ void broker_consumer_ready(struct broker *b, void *consumer)
 	}
 }
 
-int broker_ack(struct broker *b, void *consumer, int64_t id)
+int broker_ack(struct broker *b, void *consumer, int64_t id,
+	       broker_ack_done_fn done, void *ctx, struct broker_ack **handle)
 {
 	assert_ptr_equal(b, fake_b);
 	assert_ptr_equal(consumer, fake.consumer);
 	fake.n_ack++;
 	fake.acked_id = id;
-	return fake.ack_result;
+	if (fake.ack_result < 0)
+		return fake.ack_result;
+	fake.ack_done = done;
+	fake.ack_ctx = ctx;
+	if (handle)
+		*handle = (struct broker_ack *) &fake.ack_done;
+	return 0;
+}
+
+void broker_ack_cancel(struct broker *b, struct broker_ack *a)
+{
+	assert_ptr_equal(b, fake_b);
+	assert_ptr_equal(a, (struct broker_ack *) &fake.ack_done);
+	fake.n_ack_cancel++;
+	fake.ack_done = NULL;
+}
+
+/* The group commit of the last ACK ends with err. */
+static void fake_ack_commit(int err)
+{
+	broker_ack_done_fn done = fake.ack_done;
+
+	assert_non_null(done);
+	fake.ack_done = NULL;
+	done(fake.ack_ctx, err);
 }
 
 int broker_nack(struct broker *b, void *consumer, int64_t id)
@@ -517,6 +545,16 @@ static void client_expect(struct client *c, uint8_t type, uint32_t id,
 	assert_int_equal(client_recv(c, out), 0);
 	assert_int_equal(out->type, type);
 	assert_int_equal(out->id, id);
+}
+
+/* Nothing from the agent now (what the main loop had to do is done). */
+static void client_expect_quiet(struct client *c)
+{
+	uint8_t byte;
+
+	pump();
+	assert_int_equal(recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT), -1);
+	assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 static void client_expect_eof(struct client *c)
@@ -1405,11 +1443,52 @@ static void test_ack_reaches_broker(void **state)
 	start(fx);
 	c = consumer_ready(fx);
 	send_message_id(c, PROTO_MSG_ACK, 51, 42);
-	client_expect(c, PROTO_MSG_OK, 51, &r);
-	reply_clear(&r);
 	assert_int_equal(fake.n_ack, 1);
 	assert_int_equal(fake.acked_id, 42);
+	/* not confirmed before the broker committed the deletion */
+	client_expect_quiet(c);
+	fake_ack_commit(0);
+	client_expect(c, PROTO_MSG_OK, 51, &r);
+	reply_clear(&r);
 	client_free(c);
+	pump();
+	assert_int_equal(fake.n_ack_cancel, 0);
+}
+
+/* A deletion whose commit failed: ERROR, never OK. */
+static void test_ack_commit_failure_is_error(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+	struct reply r;
+
+	start(fx);
+	c = consumer_ready(fx);
+	send_message_id(c, PROTO_MSG_ACK, 54, 44);
+	client_expect_quiet(c);
+	fake_ack_commit(-EIO);
+	assert_int_equal(client_recv(c, &r), 0);
+	assert_error(&r, 54, EIO, "44");
+	reply_clear(&r);
+	client_free(c);
+}
+
+/* The consumer went away before its ACK's commit: the broker must not
+ * call back into the freed connection. */
+static void test_disconnect_cancels_pending_ack(void **state)
+{
+	struct fixture *fx = *state;
+	struct client *c;
+
+	start(fx);
+	c = consumer_ready(fx);
+	send_message_id(c, PROTO_MSG_ACK, 55, 45);
+	assert_int_equal(fake.n_ack, 1);
+	client_free(c);
+	pump();
+	assert_int_equal(fake.n_unsubscribe, 1);
+	assert_int_equal(fake.n_ack_cancel, 1);
+	assert_null(fake.ack_done);
 }
 
 static void test_nack_reaches_broker(void **state)
@@ -2449,6 +2528,8 @@ int main(void)
 		T(test_ack_reaches_broker),
 		T(test_nack_reaches_broker),
 		T(test_ack_unknown_id_is_enoent),
+		T(test_ack_commit_failure_is_error),
+		T(test_disconnect_cancels_pending_ack),
 		T(test_disconnect_unsubscribes),
 		T(test_takeover_closes_old_consumer),
 		T(test_slow_consumer_pauses_deliveries),
