@@ -12,7 +12,9 @@
  * back here at each state of a message:
  *   STORED    spool_store() committed message + seen rows  (broker_accept)
  *   OFFERED   handed to a consumer, in flight              (offer)
- *   ACKED     spool_remove_batch() at the consumer's ACK   (broker_ack)
+ *   ACKING    the consumer's ACK taken, deletion queued    (broker_ack)
+ *             for the group commit; not offered again meanwhile
+ *   ACKED     spool_remove_batch() committed, ACK confirmed (acks_commit)
  *             (not fsync'd: it survives kill -9, modelled here; a power
  *             loss may bring the row back, which is outside this model)
  *   NACKED    back in the queue                            (broker_nack)
@@ -41,6 +43,7 @@ bool spool_row[N];
 bool seen[N];
 /* agent memory: lost in a crash */
 bool in_flight[N];
+bool acking[N];          /* ACK taken, deletion waiting for the group commit */
 
 /* ghost variables for the properties */
 bool answered[N];        /* the IWF got a 200 for it */
@@ -72,7 +75,7 @@ inline crash()
 	crashes++;
 	lose_wire();
 	/* reloaded: every spooled row is queued again, nothing in flight */
-	for (j : 0 .. N - 1) { in_flight[j] = false }
+	for (j : 0 .. N - 1) { in_flight[j] = false; acking[j] = false }
 }
 
 active proctype iwf()
@@ -115,20 +118,21 @@ end_agent:
 			fi
 		fi }
 	/* OFFERED: dispatch() hands a queued message to the consumer */
-	:: atomic { (spool_row[0] && !in_flight[0] && nfull(to_consumer)) ->
+	:: atomic { (spool_row[0] && !in_flight[0] && !acking[0] && nfull(to_consumer)) ->
 		in_flight[0] = true; to_consumer ! DELIVERY, 0 }
-	:: atomic { (spool_row[1] && !in_flight[1] && nfull(to_consumer)) ->
+	:: atomic { (spool_row[1] && !in_flight[1] && !acking[1] && nfull(to_consumer)) ->
 		in_flight[1] = true; to_consumer ! DELIVERY, 1 }
-	/* ACKED: broker_ack() removes the row */
+	/* ACKING: broker_ack() queues the deletion for the group commit */
 	:: atomic { from_consumer ? ACK, m ->
 		if
-		:: in_flight[m] ->
-			assert(consumer_acked[m]);
-			spool_row[m] = false;
-			in_flight[m] = false;
-			removed[m] = true
+		:: in_flight[m] && !acking[m] -> acking[m] = true
 		:: else -> skip                           /* stale ACK: -ENOENT */
 		fi }
+	/* ACKED: acks_commit() removes the row, then confirms the ACK */
+	:: atomic { acking[0] -> assert(consumer_acked[0]);
+		spool_row[0] = false; in_flight[0] = false; acking[0] = false; removed[0] = true }
+	:: atomic { acking[1] -> assert(consumer_acked[1]);
+		spool_row[1] = false; in_flight[1] = false; acking[1] = false; removed[1] = true }
 	/* NACKED: broker_nack() returns it to the queue */
 	:: atomic { from_consumer ? NACK, m -> in_flight[m] = false }
 	/* released: broker_unsubscribe() when the consumer goes away */
