@@ -420,13 +420,18 @@ static gboolean on_terminate(gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
-/* SIGHUP: reload.c applies what it can and logs the rest. */
+/* SIGHUP: reload.c applies what it can and logs the rest.  systemd is
+ * told (RELOADING=1 with the CLOCK_MONOTONIC time, then READY=1), so
+ * `systemctl reload` returns when the reload is done. */
 static gboolean on_hangup(gpointer data)
 {
 	struct agent *a = data;
 
-	if (!a->stopping && a->sip)
-		reload_apply(a->config_path, &a->cfg, a->sip, a->instance_urn);
+	if (a->stopping || !a->sip)
+		return G_SOURCE_CONTINUE;
+	notify_sendf("RELOADING=1\nMONOTONIC_USEC=%" G_GINT64_FORMAT, g_get_monotonic_time());
+	reload_apply(a->config_path, &a->cfg, a->sip, a->instance_urn);
+	notify_send("READY=1");
 	return G_SOURCE_CONTINUE;
 }
 

@@ -3,7 +3,7 @@
 # $WATCHDOG_USEC as systemd would (Type=notify, WatchdogSec=), sends READY=1,
 # STATUS= lines that follow its registration (registering, then
 # registered), WATCHDOG=1 at half the interval, and
-# STOPPING=1 on SIGTERM -- to a datagram socket this test binds.  It also
+# RELOADING=1 then READY=1 on SIGHUP, STOPPING=1 on SIGTERM -- to a datagram socket this test binds.  It also
 # takes its state directory from $STATE_DIRECTORY (StateDirectory=) when the
 # configuration names none.
 set -u
@@ -47,6 +47,18 @@ first_registered=$(grep -n '^STATUS=registration: registered' "$TB_DIR/notify.lo
 [ -n "$first_registering" ] && [ "$first_registering" -lt "$first_registered" ] ||
 	tb_fail "no STATUS registering before registered: $(grep '^STATUS' "$TB_DIR/notify.log" | tr '\n' ' ')"
 tb_log "STATUS lines: $(grep '^STATUS=' "$TB_DIR/notify.log" | cut -d= -f2- | tr '\n' ';')"
+
+# SIGHUP (ExecReload=): RELOADING=1 with a CLOCK_MONOTONIC stamp, then READY=1.
+kill -HUP "$AG_PID"
+reloading() { grep -q '^RELOADING=1|MONOTONIC_USEC=[0-9]\+$' "$TB_DIR/notify.log"; }
+tb_wait_for 5 reloading || tb_fail "no RELOADING=1 with MONOTONIC_USEC on SIGHUP"
+ready_after() {
+	local r
+	r=$(grep -n '^RELOADING=1' "$TB_DIR/notify.log" | head -n 1 | cut -d: -f1)
+	grep -n '^READY=1$' "$TB_DIR/notify.log" | cut -d: -f1 | awk -v r="$r" '$1 > r { f = 1 } END { exit !f }'
+}
+tb_wait_for 5 ready_after || tb_fail "no READY=1 after RELOADING=1"
+tb_log "SIGHUP: RELOADING=1, then READY=1"
 
 kill -TERM "$AG_PID"
 tb_wait_pid "$AG_PID" 15 || tb_fail "the agent did not stop cleanly"
