@@ -109,11 +109,22 @@ int cli_connect(const struct cli *cli, int timeout_ms, struct lmrsec **out);
  * library's error. */
 typedef int (*cli_stream_next_fn)(const struct cli *cli, struct lmrsec *c, int wait_ms);
 
-/* Runs a `monitor`/`trace` stream until count items (0: no limit), the
+/* What `monitor` and `trace` take: --count N, --timeout S. */
+struct cli_stream_args {
+	uint64_t count;		/* 0: no count */
+	int timeout_ms;		/* -1: run until stopped */
+};
+
+/* Parses a stream command's options into a (print_usage() for --help: returns
+ * -1); 0, or the exit code of a usage error. */
+int cli_stream_parse(struct cli *cli, int argc, char **argv, void (*print_usage)(void),
+		     struct cli_stream_args *a);
+
+/* Runs a `monitor`/`trace` stream until a->count items (0: no limit), the
  * timeout (negative: none; exit 4 when it ends a counted stream early,
  * else 0), SIGINT/SIGTERM (0) or an error ("lmrsecctl: CMD: ENDED: why"). */
-int cli_stream(const struct cli *cli, struct lmrsec *c, uint64_t count,
-	       int timeout_ms, cli_stream_next_fn next, const char *ended);
+int cli_stream(const struct cli *cli, struct lmrsec *c, const struct cli_stream_args *a,
+	       cli_stream_next_fn next, const char *ended);
 
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_send(struct cli *cli, int argc, char **argv);

@@ -13,18 +13,6 @@
 #include "cli.h"
 #include "json.h"
 
-/* The longest wait between two looks at the stop flag. */
-
-enum monitor_opt {
-	MONITOR_OPT_COUNT = CLI_OPT_COMMAND_BASE,
-	MONITOR_OPT_TIMEOUT,
-};
-
-struct monitor_args {
-	uint64_t count;		/* 0: no count */
-	int timeout_ms;		/* -1: run until stopped */
-};
-
 static void monitor_usage(void)
 {
 	printf("Usage: lmrsecctl monitor [--count N] [--timeout S] [--json]\n"
@@ -42,44 +30,6 @@ static void monitor_usage(void)
 	       "Exits 0 when stopped by --count, --timeout, SIGINT or SIGTERM; 4 when\n"
 	       "--timeout ends it before --count events came; 1 when the agent closes\n"
 	       "the connection.\n");
-}
-
-static int monitor_parse(struct cli *cli, int argc, char **argv,
-			 struct monitor_args *a)
-{
-	static const struct option options[] = {
-		CLI_GLOBAL_LONG_OPTIONS,
-		{ "count", required_argument, NULL, MONITOR_OPT_COUNT },
-		{ "timeout", required_argument, NULL, MONITOR_OPT_TIMEOUT },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt;
-
-	while ((opt = cli_getopt(cli, argc, argv, ":h", options)) != -1) {
-		if (cli_global_option(cli, opt, optarg))
-			continue;
-
-		switch (opt) {
-		case 'h':
-			monitor_usage();
-			return -1;
-		case MONITOR_OPT_COUNT:
-			if (cli_parse_count(optarg, &a->count) < 0)
-				return cli_usage_error(cli, "--count wants a number > 0, not '%s'", optarg);
-			break;
-		case MONITOR_OPT_TIMEOUT:
-			if (cli_parse_timeout(optarg, &a->timeout_ms) < 0)
-				return cli_usage_error(cli, "--timeout wants seconds > 0, not '%s'", optarg);
-			break;
-		default:
-			return CLI_EXIT_USAGE;
-		}
-	}
-
-	if (optind < argc)
-		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
-
-	return 0;
 }
 
 /* ---------- printing one event ---------- */
@@ -161,11 +111,11 @@ static int monitor_next(const struct cli *cli, struct lmrsec *c, int wait_ms)
 
 int cmd_monitor(struct cli *cli, int argc, char **argv)
 {
-	struct monitor_args a = { .timeout_ms = -1 };
+	struct cli_stream_args a;
 	struct lmrsec *c;
 	int e;
 
-	e = monitor_parse(cli, argc, argv, &a);
+	e = cli_stream_parse(cli, argc, argv, monitor_usage, &a);
 	if (e)
 		return e < 0 ? CLI_EXIT_OK : e;
 
@@ -181,7 +131,7 @@ int cmd_monitor(struct cli *cli, int argc, char **argv)
 		return e;
 	}
 
-	e = cli_stream(cli, c, a.count, a.timeout_ms, monitor_next, "event stream ended");
+	e = cli_stream(cli, c, &a, monitor_next, "event stream ended");
 	lmrsec_close(c);
 	return e;
 }

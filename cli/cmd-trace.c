@@ -14,18 +14,6 @@
 #include "cli.h"
 #include "json.h"
 
-/* The longest wait between two looks at the stop flag. */
-
-enum trace_opt {
-	TRACE_OPT_COUNT = CLI_OPT_COMMAND_BASE,
-	TRACE_OPT_TIMEOUT,
-};
-
-struct trace_args {
-	uint64_t count;		/* 0: no count */
-	int timeout_ms;		/* -1: run until stopped */
-};
-
 static void trace_usage(void)
 {
 	printf("Usage: lmrsecctl trace [--count N] [--timeout S] [--json]\n"
@@ -45,43 +33,6 @@ static void trace_usage(void)
 	       "Exits 0 when stopped by --count, --timeout, SIGINT or SIGTERM; 4 when\n"
 	       "--timeout ends it before --count messages came; 1 when the agent\n"
 	       "refuses (not the agent's user or root) or closes the connection.\n");
-}
-
-static int trace_parse(struct cli *cli, int argc, char **argv, struct trace_args *a)
-{
-	static const struct option options[] = {
-		CLI_GLOBAL_LONG_OPTIONS,
-		{ "count", required_argument, NULL, TRACE_OPT_COUNT },
-		{ "timeout", required_argument, NULL, TRACE_OPT_TIMEOUT },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt;
-
-	while ((opt = cli_getopt(cli, argc, argv, ":h", options)) != -1) {
-		if (cli_global_option(cli, opt, optarg))
-			continue;
-
-		switch (opt) {
-		case 'h':
-			trace_usage();
-			return -1;
-		case TRACE_OPT_COUNT:
-			if (cli_parse_count(optarg, &a->count) < 0)
-				return cli_usage_error(cli, "--count wants a number > 0, not '%s'", optarg);
-			break;
-		case TRACE_OPT_TIMEOUT:
-			if (cli_parse_timeout(optarg, &a->timeout_ms) < 0)
-				return cli_usage_error(cli, "--timeout wants seconds > 0, not '%s'", optarg);
-			break;
-		default:
-			return CLI_EXIT_USAGE;
-		}
-	}
-
-	if (optind < argc)
-		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
-
-	return 0;
 }
 
 /* ---------- printing one message ---------- */
@@ -154,11 +105,11 @@ static int trace_next(const struct cli *cli, struct lmrsec *c, int wait_ms)
 
 int cmd_trace(struct cli *cli, int argc, char **argv)
 {
-	struct trace_args a = { .timeout_ms = -1 };
+	struct cli_stream_args a;
 	struct lmrsec *c;
 	int e;
 
-	e = trace_parse(cli, argc, argv, &a);
+	e = cli_stream_parse(cli, argc, argv, trace_usage, &a);
 	if (e)
 		return e < 0 ? CLI_EXIT_OK : e;
 
@@ -174,7 +125,7 @@ int cmd_trace(struct cli *cli, int argc, char **argv)
 		return e;
 	}
 
-	e = cli_stream(cli, c, a.count, a.timeout_ms, trace_next, "trace ended");
+	e = cli_stream(cli, c, &a, trace_next, "trace ended");
 	lmrsec_close(c);
 	return e;
 }

@@ -276,10 +276,55 @@ int cli_time_left(int64_t deadline)
 
 #define CLI_STREAM_TICK_MS	500	/* how often a stream looks at signals */
 
-int cli_stream(const struct cli *cli, struct lmrsec *c, uint64_t count,
-	       int timeout_ms, cli_stream_next_fn next, const char *ended)
+enum cli_stream_opt {
+	CLI_STREAM_OPT_COUNT = CLI_OPT_COMMAND_BASE,
+	CLI_STREAM_OPT_TIMEOUT,
+};
+
+int cli_stream_parse(struct cli *cli, int argc, char **argv, void (*print_usage)(void),
+		     struct cli_stream_args *a)
 {
-	int64_t deadline = timeout_ms > 0 ? cli_deadline(timeout_ms) : 0;
+	static const struct option options[] = {
+		CLI_GLOBAL_LONG_OPTIONS,
+		{ "count", required_argument, NULL, CLI_STREAM_OPT_COUNT },
+		{ "timeout", required_argument, NULL, CLI_STREAM_OPT_TIMEOUT },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	*a = (struct cli_stream_args) { .timeout_ms = -1 };
+	while ((opt = cli_getopt(cli, argc, argv, ":h", options)) != -1) {
+		if (cli_global_option(cli, opt, optarg))
+			continue;
+
+		switch (opt) {
+		case 'h':
+			print_usage();
+			return -1;
+		case CLI_STREAM_OPT_COUNT:
+			if (cli_parse_count(optarg, &a->count) < 0)
+				return cli_usage_error(cli, "--count wants a number > 0, not '%s'", optarg);
+			break;
+		case CLI_STREAM_OPT_TIMEOUT:
+			if (cli_parse_timeout(optarg, &a->timeout_ms) < 0)
+				return cli_usage_error(cli, "--timeout wants seconds > 0, not '%s'", optarg);
+			break;
+		default:
+			return CLI_EXIT_USAGE;
+		}
+	}
+
+	if (optind < argc)
+		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+
+	return 0;
+}
+
+int cli_stream(const struct cli *cli, struct lmrsec *c, const struct cli_stream_args *a,
+	       cli_stream_next_fn next, const char *ended)
+{
+	uint64_t count = a->count;
+	int64_t deadline = a->timeout_ms > 0 ? cli_deadline(a->timeout_ms) : 0;
 	uint64_t seen = 0;
 	int wait, left, e;
 
