@@ -126,6 +126,19 @@ int cli_stream_parse(struct cli *cli, int argc, char **argv, void (*print_usage)
 int cli_stream(const struct cli *cli, struct lmrsec *c, const struct cli_stream_args *a,
 	       cli_stream_next_fn next, const char *ended);
 
+/* A stream command (`monitor`, `trace`) from its parts. */
+struct cli_stream_command {
+	void (*print_usage)(void);
+	int (*start)(struct lmrsec *c, int timeout_ms);	/* lmrsec_monitor, lmrsec_trace */
+	const char *refused;		/* error context when start fails */
+	cli_stream_next_fn next;
+	const char *ended;		/* error context when the stream fails */
+};
+
+/* Options, connection, start, then cli_stream(); the exit code. */
+int cli_stream_command(struct cli *cli, int argc, char **argv,
+		       const struct cli_stream_command *sc);
+
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_send(struct cli *cli, int argc, char **argv);
 int cmd_receive(struct cli *cli, int argc, char **argv);

@@ -111,27 +111,13 @@ static int monitor_next(const struct cli *cli, struct lmrsec *c, int wait_ms)
 
 int cmd_monitor(struct cli *cli, int argc, char **argv)
 {
-	struct cli_stream_args a;
-	struct lmrsec *c;
-	int e;
+	static const struct cli_stream_command sc = {
+		.print_usage = monitor_usage,
+		.start = lmrsec_monitor,
+		.refused = "cannot become a monitor",
+		.next = monitor_next,
+		.ended = "event stream ended",
+	};
 
-	e = cli_stream_parse(cli, argc, argv, monitor_usage, &a);
-	if (e)
-		return e < 0 ? CLI_EXIT_OK : e;
-
-	cli_catch_stop_signals();
-	e = cli_connect(cli, CLI_REQUEST_TIMEOUT_MS, &c);
-	if (e)
-		return e;
-
-	e = lmrsec_monitor(c, CLI_REQUEST_TIMEOUT_MS);
-	if (e < 0) {
-		e = cli_fail(cli, c, e, "cannot become a monitor");
-		lmrsec_close(c);
-		return e;
-	}
-
-	e = cli_stream(cli, c, &a, monitor_next, "event stream ended");
-	lmrsec_close(c);
-	return e;
+	return cli_stream_command(cli, argc, argv, &sc);
 }

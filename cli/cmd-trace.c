@@ -105,27 +105,13 @@ static int trace_next(const struct cli *cli, struct lmrsec *c, int wait_ms)
 
 int cmd_trace(struct cli *cli, int argc, char **argv)
 {
-	struct cli_stream_args a;
-	struct lmrsec *c;
-	int e;
+	static const struct cli_stream_command sc = {
+		.print_usage = trace_usage,
+		.start = lmrsec_trace,
+		.refused = "cannot trace",
+		.next = trace_next,
+		.ended = "trace ended",
+	};
 
-	e = cli_stream_parse(cli, argc, argv, trace_usage, &a);
-	if (e)
-		return e < 0 ? CLI_EXIT_OK : e;
-
-	cli_catch_stop_signals();
-	e = cli_connect(cli, CLI_REQUEST_TIMEOUT_MS, &c);
-	if (e)
-		return e;
-
-	e = lmrsec_trace(c, CLI_REQUEST_TIMEOUT_MS);
-	if (e < 0) {
-		e = cli_fail(cli, c, e, "cannot trace");
-		lmrsec_close(c);
-		return e;
-	}
-
-	e = cli_stream(cli, c, &a, trace_next, "trace ended");
-	lmrsec_close(c);
-	return e;
+	return cli_stream_command(cli, argc, argv, &sc);
 }

@@ -349,6 +349,31 @@ int cli_stream(const struct cli *cli, struct lmrsec *c, const struct cli_stream_
 	return CLI_EXIT_OK;
 }
 
+int cli_stream_command(struct cli *cli, int argc, char **argv,
+		       const struct cli_stream_command *sc)
+{
+	struct cli_stream_args a;
+	struct lmrsec *c;
+	int e;
+
+	e = cli_stream_parse(cli, argc, argv, sc->print_usage, &a);
+	if (e)
+		return e < 0 ? CLI_EXIT_OK : e;
+
+	cli_catch_stop_signals();
+	e = cli_connect(cli, CLI_REQUEST_TIMEOUT_MS, &c);
+	if (e)
+		return e;
+
+	e = sc->start(c, CLI_REQUEST_TIMEOUT_MS);
+	if (e < 0)
+		e = cli_fail(cli, c, e, sc->refused);
+	else
+		e = cli_stream(cli, c, &a, sc->next, sc->ended);
+	lmrsec_close(c);
+	return e;
+}
+
 /* What a failed connect means to the operator. */
 static const char *connect_hint(int err)
 {
