@@ -832,8 +832,7 @@ int broker_ack(struct broker *b, void *consumer, int64_t id,
 		return -ENOENT;
 	/* The deletion is committed before done confirms the ACK, so a crash
 	 * of the agent after a confirmed ACK never brings the message back;
-	 * it shares the group commit, so ACKs cost no transaction of their
-	 * own under load. */
+	 * the ACKs of one main-loop iteration share that commit (acks_commit). */
 	/* state: acking */
 	e->acking = true;
 	a = g_new0(struct broker_ack, 1);

@@ -100,11 +100,10 @@ typedef void (*broker_ack_done_fn)(void *ctx, int err);
 struct broker_ack;  /* an ACK waiting for its commit, cancellable */
 /* -ENOENT when id is not a message in flight to this consumer (or its ACK
  * is already waiting); done is then never called.  Else 0: the deletion
- * rides along with the next group commit — in the durable store
- * transaction when MESSAGEs wait, else in its own transaction that is not
- * fsync'd (docs/behaviour.md: what a power loss may bring back) — once per
- * main-loop iteration, and done is called from the main loop after it,
- * never before broker_ack returns.  *handle (may be NULL) is valid until
+ * is committed with the other ACKs of this main-loop iteration, in one
+ * transaction that is not fsync'd (docs/behaviour.md: what a power loss
+ * may bring back), just before the iteration's MESSAGEs are stored; done
+ * is called from the main loop after it, never before broker_ack returns.  *handle (may be NULL) is valid until
  * done is called. */
 int broker_ack(struct broker *b, void *consumer, int64_t id,
 	       broker_ack_done_fn done, void *ctx, struct broker_ack **handle);

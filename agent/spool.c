@@ -814,11 +814,8 @@ static int spool_store_one(struct spool *s, struct spool_record *rec,
 	return 0;
 }
 
-static int spool_delete_ids(struct spool *s, const int64_t *ids, size_t n);
-
 static int spool_store_all(struct spool *s, struct spool_record **recs,
-			   size_t n, int *results, const int64_t *ids,
-			   size_t n_ids)
+			   size_t n, int *results)
 {
 	size_t i;
 	int r;
@@ -839,24 +836,16 @@ static int spool_store_all(struct spool *s, struct spool_record **recs,
 		}
 	}
 
-	r = n_ids > 0 ? spool_delete_ids(s, ids, n_ids) : 0;
-	if (r < 0) {
-		spool_rollback(s);
-		return r;
-	}
-
 	return spool_commit(s);
 }
 
-int spool_store_remove_batch(struct spool *s, struct spool_record **recs,
-			     size_t n, int *results, const int64_t *ids,
-			     size_t n_ids)
+int spool_store_batch(struct spool *s, struct spool_record **recs, size_t n,
+		      int *results)
 {
 	size_t i;
 	int r;
 
-	if (!s || (n > 0 && (!recs || !results)) || (n_ids > 0 && !ids) ||
-	    n_ids > INT32_MAX)
+	if (!s || (n > 0 && (!recs || !results)))
 		return -EINVAL;
 
 	for (i = 0; i < n; i++) {
@@ -865,22 +854,16 @@ int spool_store_remove_batch(struct spool *s, struct spool_record **recs,
 			return r;
 	}
 
-	if (n == 0 && n_ids == 0)
+	if (n == 0)
 		return 0;
 
-	r = spool_store_all(s, recs, n, results, ids, n_ids);
+	r = spool_store_all(s, recs, n, results);
 	if (r < 0) {
 		for (i = 0; i < n; i++)
 			recs[i]->id = 0;
 	}
 
 	return r;
-}
-
-int spool_store_batch(struct spool *s, struct spool_record **recs, size_t n,
-		      int *results)
-{
-	return spool_store_remove_batch(s, recs, n, results, NULL, 0);
 }
 
 int spool_store(struct spool *s, struct spool_record *rec)

@@ -98,15 +98,6 @@ int spool_store(struct spool *s, struct spool_record *rec);
 int spool_store_batch(struct spool *s, struct spool_record **recs, size_t n,
 		      int *results);
 
-/*
- * spool_store_batch that also deletes messages ids[0..n_ids) (an absent id
- * is skipped) in the same durable transaction: ACKed messages ride along
- * with a group commit.  All or nothing; n may be 0 (a durable delete).
- */
-int spool_store_remove_batch(struct spool *s, struct spool_record **recs,
-			     size_t n, int *results, const int64_t *ids,
-			     size_t n_ids);
-
 /* 0 when rec is one the spool takes, else -EINVAL or -EMSGSIZE: lets a
  * caller keep a record that would fail a whole batch out of it. */
 int spool_record_check(const struct spool_record *rec);

@@ -1120,29 +1120,6 @@ static void test_remove_batch_counts_and_skips_absent(void **state)
 	spool_record_clear(&rec);
 }
 
-/* Stores and deletes in one transaction: the ACKs of a group commit. */
-static void test_store_remove_batch_one_transaction(void **state)
-{
-	struct fixture *f = *state;
-	struct spool_record rec, *recs[1] = { &rec };
-	int results[1] = { 1 };
-	int64_t gone[2];
-
-	gone[0] = store_simple(f->spool, "a", 1);
-	gone[1] = gone[0] + 100;	/* absent: skipped */
-	record_init(&rec, "TETRA", "b", 4, "key", 3, 0x22);
-	assert_int_equal(spool_store_remove_batch(f->spool, recs, 1, results, gone, 2), 0);
-	assert_int_equal(results[0], 0);
-	assert_true(rec.id > gone[0]);
-	assert_int_equal(count_messages(f->spool), 1);
-	spool_record_clear(&rec);
-	/* deletes alone, durable */
-	gone[0] = store_simple(f->spool, "c", 2);
-	assert_int_equal(spool_store_remove_batch(f->spool, NULL, 0, NULL, gone, 1), 0);
-	assert_int_equal(count_messages(f->spool), 1);
-	assert_int_equal(spool_store_remove_batch(f->spool, NULL, 0, NULL, NULL, 1), -EINVAL);
-}
-
 /* --- persistence --- */
 
 static void test_messages_survive_close_and_reopen(void **state)
@@ -1489,7 +1466,6 @@ int main(void)
 		T_OPEN(test_store_while_another_writer_holds_lock_fails),
 		T(test_store_fsync_failure_is_eio_and_stores_nothing),
 		T(test_remove_batch_skips_fsync_stores_keep_it),
-		T_OPEN(test_store_remove_batch_one_transaction),
 		T(test_store_write_disk_full_is_enospc),
 		T(test_store_database_full_is_enospc_and_stores_nothing),
 		T(test_batch_failure_stores_nothing),
