@@ -163,16 +163,19 @@ static bool stderr_is_journal;
 static bool stderr_has_color;
 static bool stdout_has_color;
 
-/* Whether a line at flags in our domain would be written: lines above the
- * level are dropped, except that at `message` GLib's G_MESSAGES_DEBUG
- * still decides for info and debug lines. */
-static bool log_enabled(GLogLevelFlags flags)
+/* Lines above the level are dropped, except that at `message` GLib's
+ * G_MESSAGES_DEBUG still decides for info and debug lines. */
+static bool level_drops(GLogLevelFlags flags)
 {
 	enum log_level level = (enum log_level) g_atomic_int_get(&current_level);
 
-	if (level_of(flags) > level && level != LOG_LEVEL_MESSAGE)
-		return false;
-	return !g_log_writer_default_would_drop(flags, LOG_DOMAIN);
+	return level_of(flags) > level && level != LOG_LEVEL_MESSAGE;
+}
+
+/* Whether a line at flags in our domain would be written. */
+static bool log_enabled(GLogLevelFlags flags)
+{
+	return !level_drops(flags) && !g_log_writer_default_would_drop(flags, LOG_DOMAIN);
 }
 
 static const char *domain_of(const GLogField *fields, gsize n_fields)
@@ -209,10 +212,7 @@ static GLogWriterOutput write_line(GLogLevelFlags flags, const GLogField *fields
 static GLogWriterOutput log_writer(GLogLevelFlags flags, const GLogField *fields,
 				   gsize n_fields, gpointer data)
 {
-	enum log_level level = (enum log_level) g_atomic_int_get(&current_level);
-	enum log_level line = level_of(flags);
-
-	if (line > level && level != LOG_LEVEL_MESSAGE)
+	if (level_drops(flags))
 		return G_LOG_WRITER_HANDLED;
 	/* fatal lines keep GLib's own handling (G_DEBUG=fatal-*, abort) */
 	if (flags & (G_LOG_FLAG_FATAL | G_LOG_LEVEL_ERROR))
