@@ -31,7 +31,7 @@ static const char *const identity_keys[] = {
 	"mc-service-id", "public-identity", "instance-id", NULL };
 static const char *const server_keys[] = {
 	"registrar", "outbound-proxy", "participating-psi", "transport",
-	"expires", "local-address", "local-port", NULL };
+	"expires", "local-address", "local-port", "transaction-timeout", NULL };
 static const char *const auth_keys[] = {
 	"username", "password-source", "realm", "password", NULL };
 static const char *const lmr_keys[] = {
@@ -929,8 +929,13 @@ static int parse_server(struct parse *p, struct config_server *server)
 		return r;
 
 	server->local_port = 0;
-	return get_uint(p, "server", "local-port", 0, 65535,
-			&server->local_port);
+	r = get_uint(p, "server", "local-port", 0, 65535, &server->local_port);
+	if (r < 0)
+		return r;
+
+	server->transaction_timeout = CONFIG_DEFAULT_TRANSACTION_TIMEOUT;
+	return get_uint(p, "server", "transaction-timeout", 4, 32,
+			&server->transaction_timeout);
 }
 
 static int parse_password_source(struct parse *p, struct config_auth *auth)

@@ -40,6 +40,7 @@
 
 /* Defaults, DESIGN §5 */
 #define CONFIG_DEFAULT_EXPIRES			600
+#define CONFIG_DEFAULT_TRANSACTION_TIMEOUT	32	/* RFC 3261: 64 x T1 */
 #define CONFIG_DEFAULT_DELIVERY_TIMEOUT		5
 #define CONFIG_DEFAULT_MAX_PAYLOAD		65535
 #define CONFIG_DEFAULT_MAX_BODY			131072
@@ -88,6 +89,7 @@ struct config_server {
 	unsigned int expires;		/* 60..86400 s */
 	char *local_address;		/* IP literal or host name; NULL: any */
 	unsigned int local_port;	/* 0: any */
+	unsigned int transaction_timeout; /* 4..32 s: sofia-sip's 64 x T1 */
 };
 
 struct config_auth {

@@ -20,6 +20,7 @@ struct sip_op;
 
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/msg_header.h>
+#include <sofia-sip/nta_tag.h>
 #include <sofia-sip/nua.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -93,6 +94,7 @@ struct sip_profile {
 	unsigned expires;
 	char *local_address;
 	unsigned local_port;
+	unsigned transaction_timeout;	/* s; sofia-sip's 64 x T1 */
 	char *username;
 	char *realm;
 	char *password;
@@ -164,6 +166,7 @@ static struct sip_profile *profile_new(const struct lmrsec_config *cfg, const ch
 	p->expires = srv->expires;
 	p->local_address = g_strdup(srv->local_address);
 	p->local_port = srv->local_port;
+	p->transaction_timeout = srv->transaction_timeout;
 	p->username = g_strdup(cfg->auth.username);
 	p->realm = g_strdup(cfg->auth.realm);
 	p->password = g_strdup(password);
@@ -212,6 +215,7 @@ static bool profile_equal(const struct sip_profile *a, const struct sip_profile 
 	       a->transport == b->transport && a->expires == b->expires &&
 	       !g_strcmp0(a->local_address, b->local_address) &&
 	       a->local_port == b->local_port &&
+	       a->transaction_timeout == b->transaction_timeout &&
 	       !g_strcmp0(a->username, b->username) &&
 	       !g_strcmp0(a->realm, b->realm) &&
 	       !g_strcmp0(a->password, b->password) &&
@@ -957,6 +961,12 @@ static int stack_create(struct sip *s, char **error)
 			     * Kamailio, the one we are registered on.  After 3 s
 			     * sofia answers 400 or closes it (fault-hostile-sip). */
 			    TPTAG_TIMEOUT(SIP_INCOMPLETE_TIMEOUT_MS),
+			    /* 64 x T1: Timer F of what we send, and Timer J —
+			     * how long an answered MESSAGE that came over UDP
+			     * is held (~10 kB each) to absorb retransmissions.
+			     * A later retransmission is answered from the
+			     * spool's dedupe record instead (docs/behaviour.md). */
+			    NTATAG_SIP_T1X64(p->transaction_timeout * 1000),
 			    TAG_END());
 	if (!s->nua) {
 		*error = g_strdup_printf("cannot start SIP on %s (address in use or not local?)", url);

@@ -182,6 +182,7 @@ static void test_minimal_file_gets_all_defaults(void **state)
 	assert_int_equal(cfg->server.expires, 600);
 	assert_null(cfg->server.local_address);
 	assert_int_equal(cfg->server.local_port, 0);
+	assert_int_equal(cfg->server.transaction_timeout, 32);
 
 	assert_string_equal(cfg->auth.username, "alice");
 	assert_int_equal(cfg->auth.password_source, CONFIG_PASSWORD_SECRET_SERVICE);
@@ -234,6 +235,7 @@ static const char full_file[] =
 	"expires = 3600\n"
 	"local-address = 127.0.0.1\n"
 	"local-port = 5070\n"
+	"transaction-timeout = 8\n"
 	"[auth]\n"
 	"username = alice-auth\n"
 	"password-source = file:/etc/lmrsec/sip-password\n"
@@ -280,6 +282,7 @@ static void test_full_file_sets_every_key(void **state)
 	assert_int_equal(cfg->server.expires, 3600);
 	assert_string_equal(cfg->server.local_address, "127.0.0.1");
 	assert_int_equal(cfg->server.local_port, 5070);
+	assert_int_equal(cfg->server.transaction_timeout, 8);
 
 	assert_string_equal(cfg->auth.username, "alice-auth");
 	assert_int_equal(cfg->auth.password_source, CONFIG_PASSWORD_FILE);
@@ -792,6 +795,25 @@ static void test_expires_at_its_bounds_is_accepted(void **state)
 	config_free(cfg);
 }
 
+/* Below 4 s a request sent over UDP would get fewer than three
+ * retransmissions; above 32 s is beyond RFC 3261's 64 x T1. */
+static void test_transaction_timeout_is_bounded(void **state)
+{
+	g_autofree char *low = minimal_with("server", "transaction-timeout", "4");
+	struct lmrsec_config *cfg;
+
+	(void) state;
+	cfg = parse_ok(low);
+	assert_int_equal(cfg->server.transaction_timeout, 4);
+	config_free(cfg);
+	assert_rejected("server", "transaction-timeout", "3",
+			"out of range: \"3\" (expected 4..32)");
+	assert_rejected("server", "transaction-timeout", "33",
+			"out of range: \"33\" (expected 4..32)");
+	assert_rejected("server", "transaction-timeout", "8s",
+			"not a number: \"8s\"");
+}
+
 static void test_negative_number_is_out_of_range(void **state)
 {
 	(void) state;
@@ -1160,6 +1182,7 @@ int main(void)
 		cmocka_unit_test(test_expires_below_range_is_refused),
 		cmocka_unit_test(test_expires_above_range_is_refused),
 		cmocka_unit_test(test_expires_at_its_bounds_is_accepted),
+		cmocka_unit_test(test_transaction_timeout_is_bounded),
 		cmocka_unit_test(test_negative_number_is_out_of_range),
 		cmocka_unit_test(test_overflowing_number_is_out_of_range),
 		cmocka_unit_test(test_zero_is_refused_where_at_least_one),
