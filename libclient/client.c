@@ -110,6 +110,12 @@ struct lmrsec {
 	int wait_result;
 	bool wait_done;
 
+	/* ACKs written by lmrsec_ack_start() whose answer has not come. */
+	uint32_t acks_out[LMRSEC_ACKS_MAX];
+	unsigned int acks_count;
+	int acks_error;		/* the first failure among them, until finish() */
+	char acks_error_text[LMRSEC_ERROR_TEXT_MAX];
+
 	/* The outstanding lmrsec_send_start(), if any. */
 	enum send_state send_state;
 	uint32_t send_id;
@@ -930,6 +936,27 @@ static int queue_trace(struct lmrsec *c, struct frame_reader *r)
 	return e;
 }
 
+/* The answer to a pipelined ACK (lmrsec_ack_start): true when id was one. */
+static bool ack_settle(struct lmrsec *c, uint32_t id, uint8_t type,
+		       struct frame_reader *r)
+{
+	int e;
+
+	for (unsigned int i = 0; i < c->acks_count; i++) {
+		if (c->acks_out[i] != id)
+			continue;
+		c->acks_out[i] = c->acks_out[--c->acks_count];
+		e = parse_ok(c, type, r, NULL);
+		if (e < 0 && c->acks_error == 0) {
+			c->acks_error = e;
+			snprintf(c->acks_error_text, sizeof(c->acks_error_text), "%s",
+				 c->last_error);
+		}
+		return true;
+	}
+	return false;
+}
+
 /* Frames with request id 0 are not replies: deliveries and notices. */
 static int dispatch_unsolicited(struct lmrsec *c, uint8_t type,
 				struct frame_reader *r)
@@ -966,6 +993,9 @@ static int dispatch(struct lmrsec *c, const uint8_t *body, size_t len)
 		c->wait_done = true;
 		return 0;
 	}
+
+	if (ack_settle(c, id, type, &r))
+		return 0;
 
 	if (c->send_state == SEND_STATE_WAITING && id == c->send_id) {
 		c->send_error = parse_send_result(c, type, &r, &c->send_result);
@@ -1670,6 +1700,61 @@ int lmrsec_ack(struct lmrsec *c, uint64_t id, int timeout_ms)
 int lmrsec_nack(struct lmrsec *c, uint64_t id, int timeout_ms)
 {
 	return acknowledge(c, PROTO_MSG_NACK, id, timeout_ms);
+}
+
+static bool acks_have_room(const struct lmrsec *c)
+{
+	return c->acks_count < LMRSEC_ACKS_MAX;
+}
+
+static bool acks_settled(const struct lmrsec *c)
+{
+	return c->acks_count == 0;
+}
+
+int lmrsec_ack_start(struct lmrsec *c, uint64_t id, int timeout_ms)
+{
+	int64_t deadline = deadline_after(timeout_ms);
+	uint32_t rid;
+	int e;
+
+	if (!c)
+		return -EINVAL;
+
+	if (c->broken)
+		return c->broken;
+
+	e = pump(c, deadline, false, acks_have_room);
+	if (e < 0)
+		return e;
+
+	rid = request_begin(c, PROTO_MSG_ACK);
+	frame_writer_u64(&c->out, PROTO_TAG_MESSAGE_ID, id);
+	e = request_write(c, deadline);
+	if (e < 0)
+		return e;
+
+	c->acks_out[c->acks_count++] = rid;
+	return 0;
+}
+
+int lmrsec_ack_finish(struct lmrsec *c, int timeout_ms)
+{
+	int e;
+
+	if (!c)
+		return -EINVAL;
+
+	e = pump(c, deadline_after(timeout_ms), true, acks_settled);
+	if (e < 0)
+		return e;
+
+	e = c->acks_error;
+	if (e < 0)
+		snprintf(c->last_error, sizeof(c->last_error), "%s", c->acks_error_text);
+	c->acks_error = 0;
+	c->acks_error_text[0] = '\0';
+	return e;
 }
 
 int lmrsec_delivery_verify(const struct lmrsec_delivery *d)

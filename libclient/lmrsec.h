@@ -173,6 +173,19 @@ int lmrsec_next_delivery(struct lmrsec *c, struct lmrsec_delivery **out, int tim
 int lmrsec_pending(const struct lmrsec *c);
 int lmrsec_ack(struct lmrsec *c, uint64_t id, int timeout_ms);
 int lmrsec_nack(struct lmrsec *c, uint64_t id, int timeout_ms);
+/* Pipelined ACKs, for a consumer that takes deliveries in bursts: the
+ * agent commits the deletions of ACKs that arrive together in one
+ * transaction.  lmrsec_ack_start() writes the ACK (bounded by timeout_ms)
+ * and returns without waiting for the agent's answer; with
+ * LMRSEC_ACKS_MAX unanswered it first waits for one.  lmrsec_ack_finish()
+ * waits until every ACK started is answered (0 polls) and returns 0, or the
+ * first failure among them (its text in lmrsec_last_error()), or
+ * -ETIMEDOUT with some still unanswered.  As with lmrsec_ack(), a message
+ * is gone only once its ACK is answered: after a reconnect the others may
+ * be delivered again. */
+#define LMRSEC_ACKS_MAX 64
+int lmrsec_ack_start(struct lmrsec *c, uint64_t id, int timeout_ms);
+int lmrsec_ack_finish(struct lmrsec *c, int timeout_ms);
 /* 1 when type is an LMR type token, [A-Za-z0-9_-]{1,16}, else 0.  ("*",
  * every type, is accepted by lmrsec_subscribe() but is no token.) */
 int lmrsec_lmr_type_valid(const char *type);

@@ -13,7 +13,13 @@
  * file is flushed whenever the agent has nothing to deliver, so a reader
  * sees every line shortly after the load stops.
  *
- *   bench-consumer --socket PATH --out FILE
+ *   bench-consumer --socket PATH --out FILE [--one-by-one]
+ *
+ * ACKs are pipelined (lmrsec_ack_start; their answers are collected while
+ * waiting for the next delivery, checked with lmrsec_ack_finish when idle
+ * and before exiting), so ACKs that reach the agent together share one
+ * delete transaction.  --one-by-one waits for each ACK's answer instead
+ * (lmrsec_ack), as the simplest consumer does.
  *
  * Prints "subscribed" on stdout once it is the consumer, and
  * "deliveries N bad-fingerprint M" when SIGTERM or SIGINT stops it.
@@ -65,7 +71,16 @@ static int64_t wall_us(void)
 struct tally {
 	unsigned long deliveries;
 	unsigned long bad;
+	int one_by_one;
 };
+
+/* The pipelined ACKs' answers so far: 0, or the first failure. */
+static int acks_check(struct lmrsec *c, int timeout_ms)
+{
+	int e = lmrsec_ack_finish(c, timeout_ms);
+
+	return e == -ETIMEDOUT && timeout_ms == 0 ? 0 : e;
+}
 
 /* Takes one payload: records when we held it, then checks and ACKs it. */
 static int take(struct lmrsec *c, FILE *out, struct tally *t,
@@ -80,18 +95,23 @@ static int take(struct lmrsec *c, FILE *out, struct tally *t,
 		t->bad++;
 		return lmrsec_nack(c, d->id, REQUEST_TIMEOUT_MS);
 	}
-	return lmrsec_ack(c, d->id, REQUEST_TIMEOUT_MS);
+	if (t->one_by_one)
+		return lmrsec_ack(c, d->id, REQUEST_TIMEOUT_MS);
+	return lmrsec_ack_start(c, d->id, REQUEST_TIMEOUT_MS);
 }
 
 static int consume(struct lmrsec *c, FILE *out, struct tally *t)
 {
 	struct lmrsec_delivery *d;
-	int e;
+	int e = 0;
 
 	while (!stop) {
 		e = lmrsec_next_delivery(c, &d, IDLE_SLICE_MS);
 		if (e == -ETIMEDOUT) {
 			fflush(out);
+			e = acks_check(c, 0);
+			if (e < 0)
+				break;
 			continue;
 		}
 		if (e == -EINTR)
@@ -103,12 +123,15 @@ static int consume(struct lmrsec *c, FILE *out, struct tally *t)
 		}
 		e = take(c, out, t, d);
 		lmrsec_delivery_free(d);
-		if (e < 0) {
-			fprintf(stderr, "bench-consumer: ack: %s\n", lmrsec_strerror(e));
-			return e;
-		}
+		if (e < 0)
+			break;
 	}
-	return 0;
+	if (e >= 0 || e == -EINTR)
+		e = acks_check(c, REQUEST_TIMEOUT_MS);
+	if (e < 0)
+		fprintf(stderr, "bench-consumer: ack: %s%s%s\n", lmrsec_strerror(e),
+			lmrsec_last_error(c)[0] ? ": " : "", lmrsec_last_error(c));
+	return e;
 }
 
 int main(int argc, char **argv)
@@ -116,6 +139,7 @@ int main(int argc, char **argv)
 	static const struct option options[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "out", required_argument, NULL, 'o' },
+		{ "one-by-one", no_argument, NULL, '1' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const every_type[] = { "*", NULL };
@@ -125,7 +149,7 @@ int main(int argc, char **argv)
 	FILE *out;
 	int opt, e;
 
-	while ((opt = getopt_long(argc, argv, "s:o:", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:o:1", options, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			socket_path = optarg;
@@ -133,13 +157,16 @@ int main(int argc, char **argv)
 		case 'o':
 			out_path = optarg;
 			break;
+		case '1':
+			t.one_by_one = 1;
+			break;
 		default:
-			fprintf(stderr, "Usage: bench-consumer --socket PATH --out FILE\n");
+			fprintf(stderr, "Usage: bench-consumer --socket PATH --out FILE [--one-by-one]\n");
 			return 2;
 		}
 	}
 	if (!out_path || optind != argc) {
-		fprintf(stderr, "Usage: bench-consumer --socket PATH --out FILE\n");
+		fprintf(stderr, "Usage: bench-consumer --socket PATH --out FILE [--one-by-one]\n");
 		return 2;
 	}
 	out = fopen(out_path, "we");

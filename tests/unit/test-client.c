@@ -608,6 +608,97 @@ static void script_deliveries_during_ack(int fd)
 	agent_wait_close(fd);
 }
 
+/* Three ACKs arrive before any is answered (the client did not wait);
+ * they are answered out of order, the second with an error. */
+static void script_pipelined_acks(int fd)
+{
+	struct agent_frame *f = malloc(sizeof(*f));
+	uint32_t rid[3];
+
+	AGENT_CHECK(f);
+	agent_hello(fd);
+	for (int i = 0; i < 3; i++) {
+		agent_expect(fd, f, PROTO_MSG_ACK);
+		AGENT_CHECK(agent_field_u64(f, PROTO_TAG_MESSAGE_ID) == (uint64_t) (11 + i));
+		rid[i] = f->id;
+	}
+	usleep(200 * 1000);	/* the client's finish(c, 0) sees none answered */
+	agent_reply_ok(fd, rid[2]);
+	agent_deliver(fd, 14, "TETRA", 5);
+	agent_reply_error(fd, rid[1], ENOENT, "message 12 is not in flight");
+	agent_reply_ok(fd, rid[0]);
+	agent_expect(fd, f, PROTO_MSG_ACK);
+	AGENT_CHECK(agent_field_u64(f, PROTO_TAG_MESSAGE_ID) == 14);
+	agent_reply_ok(fd, f->id);
+	free(f);
+	agent_wait_close(fd);
+}
+
+static void test_pipelined_acks_settle_out_of_order(void **state)
+{
+	struct lmrsec_delivery *d;
+	struct fake f;
+	struct lmrsec *c;
+
+	(void) state;
+	fake_start(&f, script_pipelined_acks);
+	c = connect_to(&f);
+	assert_int_equal(lmrsec_ack_finish(c, 0), 0);	/* none started */
+	for (uint64_t id = 11; id <= 13; id++)
+		assert_int_equal(lmrsec_ack_start(c, id, 2000), 0);
+	assert_int_equal(lmrsec_ack_finish(c, 0), -ETIMEDOUT);
+	assert_int_equal(lmrsec_ack_finish(c, 2000), -ENOENT);
+	assert_string_equal(lmrsec_last_error(c), "message 12 is not in flight");
+	/* The delivery that came between the answers waits in the handle. */
+	assert_int_equal(lmrsec_next_delivery(c, &d, 0), 0);
+	assert_delivery(d, 14, "TETRA", 5);
+	assert_int_equal(lmrsec_ack_start(c, d->id, 2000), 0);
+	lmrsec_delivery_free(d);
+	assert_int_equal(lmrsec_ack_finish(c, 2000), 0);
+	assert_int_equal(lmrsec_ack_finish(c, 0), 0);
+	lmrsec_close(c);
+	fake_finish(&f);
+}
+
+/* LMRSEC_ACKS_MAX unanswered: the next start waits for an answer. */
+static void script_acks_bounded(int fd)
+{
+	struct agent_frame *f = malloc(sizeof(*f));
+	uint32_t rid[LMRSEC_ACKS_MAX];
+
+	AGENT_CHECK(f);
+	agent_hello(fd);
+	for (int i = 0; i < LMRSEC_ACKS_MAX; i++) {
+		agent_expect(fd, f, PROTO_MSG_ACK);
+		rid[i] = f->id;
+	}
+	usleep(500 * 1000);	/* the 65th start(…, 100 ms) gives up meanwhile */
+	for (int i = 0; i < LMRSEC_ACKS_MAX; i++)
+		agent_reply_ok(fd, rid[i]);
+	agent_expect(fd, f, PROTO_MSG_ACK);
+	AGENT_CHECK(agent_field_u64(f, PROTO_TAG_MESSAGE_ID) == 1000);
+	agent_reply_ok(fd, f->id);
+	free(f);
+	agent_wait_close(fd);
+}
+
+static void test_pipelined_acks_are_bounded(void **state)
+{
+	struct fake f;
+	struct lmrsec *c;
+
+	(void) state;
+	fake_start(&f, script_acks_bounded);
+	c = connect_to(&f);
+	for (uint64_t id = 1; id <= LMRSEC_ACKS_MAX; id++)
+		assert_int_equal(lmrsec_ack_start(c, id, 2000), 0);
+	assert_int_equal(lmrsec_ack_start(c, 1000, 100), -ETIMEDOUT);
+	assert_int_equal(lmrsec_ack_start(c, 1000, 3000), 0);
+	assert_int_equal(lmrsec_ack_finish(c, 2000), 0);
+	lmrsec_close(c);
+	fake_finish(&f);
+}
+
 static void test_deliveries_during_ack_wait_are_queued_in_order(void **state)
 {
 	const char *types[] = { "TETRA", NULL };
@@ -2028,6 +2119,8 @@ int main(void)
 		cmocka_unit_test(test_connect_full_backlog_times_out),
 		cmocka_unit_test(test_status_fields_parsed),
 		cmocka_unit_test(test_deliveries_during_ack_wait_are_queued_in_order),
+		cmocka_unit_test(test_pipelined_acks_settle_out_of_order),
+		cmocka_unit_test(test_pipelined_acks_are_bounded),
 		cmocka_unit_test(test_delivery_metadata_parsed),
 		cmocka_unit_test(test_delivery_absent_strings_are_empty),
 		cmocka_unit_test(test_delivery_verify_matches_and_mismatches),
