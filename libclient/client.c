@@ -1675,6 +1675,15 @@ int lmrsec_process(struct lmrsec *c)
 	return mask ? mask : c->broken;
 }
 
+/* Starts an ACK or NACK frame of message_id; returns its request id. */
+static uint32_t verdict_begin(struct lmrsec *c, uint8_t type, uint64_t message_id)
+{
+	uint32_t id = request_begin(c, type);
+
+	frame_writer_u64(&c->out, PROTO_TAG_MESSAGE_ID, message_id);
+	return id;
+}
+
 static int acknowledge(struct lmrsec *c, uint8_t type, uint64_t message_id,
 		       int timeout_ms)
 {
@@ -1687,8 +1696,7 @@ static int acknowledge(struct lmrsec *c, uint8_t type, uint64_t message_id,
 	if (c->broken)
 		return c->broken;
 
-	id = request_begin(c, type);
-	frame_writer_u64(&c->out, PROTO_TAG_MESSAGE_ID, message_id);
+	id = verdict_begin(c, type, message_id);
 	return transact(c, id, deadline, parse_ok, NULL);
 }
 
@@ -1728,8 +1736,7 @@ int lmrsec_ack_start(struct lmrsec *c, uint64_t id, int timeout_ms)
 	if (e < 0)
 		return e;
 
-	rid = request_begin(c, PROTO_MSG_ACK);
-	frame_writer_u64(&c->out, PROTO_TAG_MESSAGE_ID, id);
+	rid = verdict_begin(c, PROTO_MSG_ACK, id);
 	e = request_write(c, deadline);
 	if (e < 0)
 		return e;
