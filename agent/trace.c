@@ -259,17 +259,17 @@ static bool name_is(struct span name, const char *full, const char *compact)
 	return span_ieq(name, full) || (compact && span_ieq(name, compact));
 }
 
-/* Authorization: Digest username="a", ..., response="<32 hex>" — the
- * response, with the nonce, allows an offline guess of the password. */
-static const uint8_t *auth_response_value(struct span line, const uint8_t **value_end)
+/* Where the value of the parameter word= in s starts: the first word (any
+ * case) at the start of s or after one of seps, then '=' with blanks
+ * around it.  NULL when there is none. */
+static const uint8_t *param_value(struct span s, const char *word, const char *seps)
 {
-	static const char word[] = "response";
-	const size_t wlen = sizeof(word) - 1;
-	const uint8_t *p = line.p, *end = line.p + line.len, *q, *v, *ve;
+	const size_t wlen = strlen(word);
+	const uint8_t *end = s.p + s.len, *q, *v;
 
-	for (q = p; q + wlen <= end; q++) {
+	for (q = s.p; q + wlen <= end; q++) {
 		if (strncasecmp((const char *) q, word, wlen) != 0 ||
-		    (q > p && q[-1] != ' ' && q[-1] != ',' && q[-1] != '\t'))
+		    (q > s.p && (q[-1] == '\0' || !strchr(seps, q[-1]))))
 			continue;
 		v = q + wlen;
 		while (v < end && (*v == ' ' || *v == '\t'))
@@ -279,21 +279,33 @@ static const uint8_t *auth_response_value(struct span line, const uint8_t **valu
 		v++;
 		while (v < end && (*v == ' ' || *v == '\t'))
 			v++;
-		ve = v;
-		if (ve < end && *ve == '"') {
-			ve++;
-			while (ve < end && *ve != '"')
-				ve++;
-			if (ve < end)
-				ve++;
-		} else {
-			while (ve < end && *ve != ',' && *ve != ' ' && *ve != '\t')
-				ve++;
-		}
-		*value_end = ve;
 		return v;
 	}
 	return NULL;
+}
+
+/* Authorization: Digest username="a", ..., response="<32 hex>" — the
+ * response, with the nonce, allows an offline guess of the password. */
+static const uint8_t *auth_response_value(struct span line, const uint8_t **value_end)
+{
+	const uint8_t *end = line.p + line.len, *v, *ve;
+
+	v = param_value(line, "response", " ,\t");
+	if (!v)
+		return NULL;
+	ve = v;
+	if (ve < end && *ve == '"') {
+		ve++;
+		while (ve < end && *ve != '"')
+			ve++;
+		if (ve < end)
+			ve++;
+	} else {
+		while (ve < end && *ve != ',' && *ve != ' ' && *ve != '\t')
+			ve++;
+	}
+	*value_end = ve;
+	return v;
 }
 
 static void out_auth_line(struct out *o, struct span line)
@@ -411,38 +423,23 @@ static struct span media_type(struct span ct)
 /* boundary= of a Content-Type value (quoted or token). */
 static bool boundary_of(struct span ct, struct span *b)
 {
-	static const char word[] = "boundary";
-	const size_t wlen = sizeof(word) - 1;
-	const uint8_t *p = ct.p, *end = ct.p + ct.len;
+	const uint8_t *end = ct.p + ct.len, *v, *ve;
 
-	for (; p + wlen < end; p++) {
-		const uint8_t *v, *ve;
-
-		if (strncasecmp((const char *) p, word, wlen) != 0 ||
-		    (p > ct.p && p[-1] != ';' && p[-1] != ' ' && p[-1] != '\t'))
-			continue;
-		v = p + wlen;
-		while (v < end && (*v == ' ' || *v == '\t'))
-			v++;
-		if (v == end || *v != '=')
-			continue;
-		v++;
-		while (v < end && (*v == ' ' || *v == '\t'))
-			v++;
-		if (v < end && *v == '"') {
-			ve = memchr(v + 1, '"', (size_t) (end - v - 1));
-			if (!ve)
-				return false;
-			*b = (struct span) { v + 1, (size_t) (ve - v - 1) };
-		} else {
-			ve = v;
-			while (ve < end && *ve != ';' && *ve != ' ' && *ve != '\t')
-				ve++;
-			*b = (struct span) { v, (size_t) (ve - v) };
-		}
-		return b->len > 0 && b->len <= TRACE_BOUNDARY_MAX;
+	v = param_value(ct, "boundary", "; \t");
+	if (!v)
+		return false;
+	if (v < end && *v == '"') {
+		ve = memchr(v + 1, '"', (size_t) (end - v - 1));
+		if (!ve)
+			return false;
+		*b = (struct span) { v + 1, (size_t) (ve - v - 1) };
+	} else {
+		ve = v;
+		while (ve < end && *ve != ';' && *ve != ' ' && *ve != '\t')
+			ve++;
+		*b = (struct span) { v, (size_t) (ve - v) };
 	}
-	return false;
+	return b->len > 0 && b->len <= TRACE_BOUNDARY_MAX;
 }
 
 /* "--boundary" at the start of a line at or after from; its offset. */
