@@ -81,8 +81,9 @@ int cli_fail(const struct cli *cli, const struct lmrsec *c, int err,
 	     const char *what);
 enum cli_exit cli_exit_for(int err);
 
-/* --timeout S: seconds, decimals allowed, > 0.  0 or -EINVAL. */
-int cli_parse_timeout(const char *arg, int *timeout_ms);
+/* --timeout S: seconds, decimals allowed, > 0.  0, or CLI_EXIT_USAGE after
+ * saying what is wrong. */
+int cli_parse_timeout(const struct cli *cli, const char *arg, int *timeout_ms);
 /* A positive integer option value.  0 or -EINVAL. */
 int cli_parse_count(const char *arg, uint64_t *count);
 

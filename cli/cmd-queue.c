@@ -61,8 +61,8 @@ static int queue_parse(struct cli *cli, int argc, char **argv, struct queue_args
 				return cli_usage_error(cli, "--limit wants a number > 0, not '%s'", optarg);
 			break;
 		case QUEUE_OPT_TIMEOUT:
-			if (cli_parse_timeout(optarg, &a->timeout_ms) < 0)
-				return cli_usage_error(cli, "--timeout wants seconds > 0, not '%s'", optarg);
+			if (cli_parse_timeout(cli, optarg, &a->timeout_ms))
+				return CLI_EXIT_USAGE;
 			break;
 		default:
 			return CLI_EXIT_USAGE;

@@ -107,9 +107,7 @@ static int receive_option(struct cli *cli, struct receive_args *a, int opt)
 			return cli_usage_error(cli, "--count wants a number > 0, not '%s'", optarg);
 		return 0;
 	case RECEIVE_OPT_TIMEOUT:
-		if (cli_parse_timeout(optarg, &a->timeout_ms) < 0)
-			return cli_usage_error(cli, "--timeout wants seconds > 0, not '%s'", optarg);
-		return 0;
+		return cli_parse_timeout(cli, optarg, &a->timeout_ms);
 	case RECEIVE_OPT_OUTPUT:
 		a->output_dir = optarg;
 		return 0;

@@ -124,8 +124,8 @@ static int send_parse(struct cli *cli, int argc, char **argv,
 			a->to = optarg;
 			break;
 		case SEND_OPT_TIMEOUT:
-			if (cli_parse_timeout(optarg, &a->timeout_ms) < 0)
-				return cli_usage_error(cli, "--timeout wants seconds > 0, not '%s'", optarg);
+			if (cli_parse_timeout(cli, optarg, &a->timeout_ms))
+				return CLI_EXIT_USAGE;
 			break;
 		case SEND_OPT_FILE:
 			a->file = optarg;

@@ -145,8 +145,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			status_usage();
 			return CLI_EXIT_OK;
 		case STATUS_OPT_TIMEOUT:
-			if (cli_parse_timeout(optarg, &timeout_ms) < 0)
-				return cli_usage_error(cli, "--timeout wants seconds > 0, not '%s'", optarg);
+			if (cli_parse_timeout(cli, optarg, &timeout_ms))
+				return CLI_EXIT_USAGE;
 			break;
 		default:
 			return CLI_EXIT_USAGE;

@@ -179,7 +179,7 @@ int cli_fail(const struct cli *cli, const struct lmrsec *c, int err,
 	return cli_exit_for(err);
 }
 
-int cli_parse_timeout(const char *arg, int *timeout_ms)
+int cli_parse_timeout(const struct cli *cli, const char *arg, int *timeout_ms)
 {
 	double s, ms;
 	char *end;
@@ -188,7 +188,7 @@ int cli_parse_timeout(const char *arg, int *timeout_ms)
 	s = strtod(arg, &end);
 	/* NaN fails both comparisons; infinity the second. */
 	if (errno || end == arg || *end || !(s > 0) || !(s <= CLI_TIMEOUT_MAX_S))
-		return -EINVAL;
+		return cli_usage_error(cli, "--timeout wants seconds > 0, not '%s'", arg);
 
 	ms = s * 1000;
 	*timeout_ms = (int) ms;
@@ -306,8 +306,8 @@ int cli_stream_parse(struct cli *cli, int argc, char **argv, void (*print_usage)
 				return cli_usage_error(cli, "--count wants a number > 0, not '%s'", optarg);
 			break;
 		case CLI_STREAM_OPT_TIMEOUT:
-			if (cli_parse_timeout(optarg, &a->timeout_ms) < 0)
-				return cli_usage_error(cli, "--timeout wants seconds > 0, not '%s'", optarg);
+			if (cli_parse_timeout(cli, optarg, &a->timeout_ms))
+				return CLI_EXIT_USAGE;
 			break;
 		default:
 			return CLI_EXIT_USAGE;
